@@ -1,0 +1,1 @@
+"""dlrwatch: delivery tracking for SMS sent through third-party providers."""

@@ -1,0 +1,41 @@
+"""The backoff schedule: poll offsets from ``sent_at``."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+DEFAULT_SCHEDULE = "5m,30m,2h,5h,1d,2d,5d"
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_OFFSET = re.compile(r"^(\d+)([smhd])$")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    offsets: tuple[timedelta, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Schedule:
+        """``"5m,30m,2h"``: strictly increasing offsets in seconds, minutes, hours or days."""
+        offsets = []
+        for part in text.split(","):
+            m = _OFFSET.match(part.strip())
+            if not m:
+                raise ValueError(f"poll schedule entry {part.strip()!r} is not a number followed by s, m, h or d")
+            offsets.append(timedelta(**{_UNITS[m.group(2)]: int(m.group(1))}))
+        if any(b <= a for a, b in itertools.pairwise(offsets)) or offsets[0] <= timedelta(0):
+            raise ValueError(f"poll schedule {text!r} must be positive and strictly increasing")
+        return cls(tuple(offsets))
+
+    def poll_at(self, sent_at: datetime, attempt: int) -> datetime | None:
+        """When poll number ``attempt`` (0-based) is due, or None once the schedule has run out."""
+        if attempt >= len(self.offsets):
+            return None
+        return sent_at + self.offsets[attempt]
+
+    def give_up_at(self, sent_at: datetime) -> datetime:
+        """The moment of the last poll: the time a give-up report carries, whoever writes it and when."""
+        return sent_at + self.offsets[-1]

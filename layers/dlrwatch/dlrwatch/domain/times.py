@@ -1,0 +1,90 @@
+"""Provider times, parsed to aware UTC datetimes, and the one textual form we store."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from functools import cache
+from zoneinfo import ZoneInfo
+
+
+class InvalidTime(ValueError):
+    """A provider or client time that cannot be read."""
+
+
+_UNIX = re.compile(r"^\d{9,11}(\.\d+)?$")
+# seven.io: "2020-01-09 15:41:30.656", "2021-08-24 08:08:00.000000"; the fraction is optional.
+_LOCAL = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$")
+# BulkSMS EAPI: "yy-MM-dd HH:mm:ss".
+_SHORT = re.compile(r"^(\d{2})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
+
+
+@cache
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def from_unix(text: str) -> datetime:
+    if not _UNIX.match(text):
+        raise InvalidTime(f"not a Unix timestamp: {text!r}")
+    return datetime.fromtimestamp(float(text), tz=UTC)
+
+
+def from_local(text: str, tz: str) -> datetime:
+    """A zone-less ``YYYY-MM-DD HH:MM:SS[.ffffff]`` read in the provider's zone ``tz``."""
+    m = _LOCAL.match(text)
+    if not m:
+        raise InvalidTime(f"not a time of the form YYYY-MM-DD HH:MM:SS[.ffffff]: {text!r}")
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    micro = int((m.group(7) or "0").ljust(6, "0"))
+    return _localize(tz, text, (year, month, day, hour, minute, second, micro))
+
+
+def from_short(text: str, tz: str) -> datetime:
+    """BulkSMS's ``yy-MM-dd HH:mm:ss`` read in the zone ``tz`` (years 2000-2099)."""
+    m = _SHORT.match(text)
+    if not m:
+        raise InvalidTime(f"not a time of the form yy-MM-dd HH:mm:ss: {text!r}")
+    yy, month, day, hour, minute, second = (int(g) for g in m.groups())
+    return _localize(tz, text, (2000 + yy, month, day, hour, minute, second, 0))
+
+
+def from_iso(text: str) -> datetime:
+    """ISO 8601 with a zone (``Z`` or an offset); a zone-less time is refused, never guessed."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidTime(f"not an ISO 8601 time: {text!r}") from None
+    if parsed.tzinfo is None:
+        raise InvalidTime(f"ISO 8601 time without a zone: {text!r}")
+    return parsed.astimezone(UTC)
+
+
+def provider_time(text: str, tz: str) -> datetime:
+    """Any provider time form: Unix seconds, ISO 8601 with a zone, or a zone-less local time in ``tz``."""
+    text = text.strip()
+    if _UNIX.match(text):
+        return from_unix(text)
+    if _LOCAL.match(text):
+        return from_local(text, tz)
+    if _SHORT.match(text):
+        return from_short(text, tz)
+    return from_iso(text)
+
+
+def _localize(tz: str, text: str, fields: tuple[int, int, int, int, int, int, int]) -> datetime:
+    year, month, day, hour, minute, second, micro = fields
+    try:
+        local = datetime(year, month, day, hour, minute, second, micro, tzinfo=zone(tz))
+    except ValueError:
+        raise InvalidTime(f"not a valid date: {text!r}") from None
+    return local.astimezone(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """The stored form: UTC, millisecond precision, fixed width, so strings sort as times do."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
