@@ -1,0 +1,138 @@
+"""seven.io (formerly sms77.io): statuses, push callbacks and webhooks, and their signature."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from typing import Any
+
+from dlrwatch.domain.report import Report, Source
+from dlrwatch.domain.status import Status
+from dlrwatch.domain.times import InvalidTime, provider_time
+from dlrwatch.errors import BadInput, Unauthorized
+from dlrwatch.providers.base import PushRequest, message_id, optional, raw_status, required, unflatten
+
+NAME = "sevenio"
+CALLBACK = "sevenio"  # /callbacks/sevenio
+# seven.io writes zone-less times; its examples match Berlin local time.
+DEFAULT_ZONE = "Europe/Berlin"
+SIGNATURE_MAX_AGE = 300  # seconds, as seven.io's own verifier allows
+
+STATUSES = {
+    "ACCEPTED": Status.SENT,
+    "TRANSMITTED": Status.SENT,
+    "BUFFERED": Status.BUFFERED,
+    "DELIVERED": Status.DELIVERED,
+    "NOTDELIVERED": Status.FAILED,
+    "EXPIRED": Status.EXPIRED,
+    "REJECTED": Status.REJECTED,
+    "FAILED": Status.FAILED,
+    # seven.io calls UNKNOWN final, yet later reports do come: keep polling.
+    "UNKNOWN": Status.UNKNOWN,
+}
+
+
+def normalize(raw: str) -> Status:
+    return STATUSES.get(raw.strip().upper(), Status.UNKNOWN)
+
+
+def report(fields: dict[str, Any], source: Source, tz: str, where: str = "") -> Report:
+    """One report from ``msg_id``, ``status`` and an optional ``timestamp`` (or ``status_time``)."""
+    raw = raw_status(required(fields, "status", where))
+    when = optional(fields, "timestamp", where) or optional(fields, "status_time", where)
+    try:
+        at = provider_time(when, tz) if when else None
+    except InvalidTime as exc:
+        raise BadInput(f"field 'timestamp'{where}: {exc}") from None
+    extra = {"foreign_id": fid} if (fid := optional(fields, "foreign_id", where)) else {}
+    return Report(
+        provider=NAME,
+        message_id=message_id(required(fields, "msg_id", where), "msg_id"),
+        status=normalize(raw),
+        provider_status=raw,
+        provider_time=at,
+        source=source,
+        extra=extra,
+    )
+
+
+def parse_callback(request: PushRequest, tz: str = DEFAULT_ZONE) -> list[Report]:
+    """Every push form: the legacy GET callback, webhooks as POST form, JSON or GET, and lists of either.
+
+    Events other than ``dlr`` are acknowledged and ignored: they can never carry a delivery report.
+    """
+    payload = request.json() if request.body and request.is_json() else unflatten(request.fields())
+    envelopes = payload if isinstance(payload, list) else [payload]
+    if not envelopes:
+        raise BadInput("no report in the request")
+    reports: list[Report] = []
+    for i, envelope in enumerate(envelopes):
+        where = f" in item {i}" if isinstance(payload, list) else ""
+        if not isinstance(envelope, dict):
+            raise BadInput(f"item {i} is not an object")
+        reports += _reports(envelope, tz, where)
+    return reports
+
+
+def _reports(envelope: dict[str, Any], tz: str, where: str) -> list[Report]:
+    if envelope.get("webhook_event", "dlr") != "dlr":
+        return []
+    if "data" not in envelope:
+        return [report(envelope, Source.PUSH, tz, where)]  # the legacy callback, or a flattened webhook
+    data = envelope["data"]
+    if isinstance(data, str) and data.lstrip()[:1] in ("{", "["):
+        data = _json_field(data, where)  # a form field carrying the JSON object
+    if not data:
+        raise BadInput(f"field 'data'{where} is empty")
+    items = data if isinstance(data, list) else [data]
+    if not all(isinstance(item, dict) for item in items):
+        raise BadInput(f"field 'data'{where} must be an object or a list of objects")
+    return [
+        report(item, Source.PUSH, tz, f"{where} data[{j}]" if isinstance(data, list) else where)
+        for j, item in enumerate(items)
+    ]
+
+
+def _json_field(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise BadInput(f"field 'data'{where} is not valid JSON") from None
+
+
+_NONCE = re.compile(r"^[A-Za-z0-9]{8,128}$")
+
+
+def verify_signature(request: PushRequest, key: str, now: float, max_age: int = SIGNATURE_MAX_AGE) -> str:
+    """Check ``X-Signature`` over timestamp, nonce, method, URL and the body's MD5; answer the nonce.
+
+    seven.io documents the complete URL while its own verifier signs path and query only: both are accepted.
+    The caller must still reject a nonce it has seen before.
+    """
+    signature = request.header("x-signature")
+    timestamp = request.header("x-timestamp")
+    nonce = request.header("x-nonce")
+    if not (signature and timestamp and nonce):
+        raise Unauthorized("missing X-Signature, X-Timestamp or X-Nonce", missing=True)
+    if not timestamp.isdigit() or abs(now - int(timestamp)) > max_age:
+        raise Unauthorized("stale or invalid X-Timestamp", missing=False)
+    if not _NONCE.match(nonce):
+        raise Unauthorized("invalid X-Nonce", missing=False)
+    body_md5 = hashlib.md5(request.body, usedforsecurity=False).hexdigest()
+    path_and_query = request.url.split("://", 1)[-1].partition("/")[1:]
+    candidates = {request.url, "".join(path_and_query)}
+    given = signature.strip().lower().encode()
+    ok = False
+    for url in candidates:
+        expected = sign(key, timestamp, nonce, request.method, url, body_md5).encode()
+        ok |= hmac.compare_digest(expected, given)
+    if not ok:
+        raise Unauthorized("signature does not match", missing=False)
+    return nonce
+
+
+def sign(key: str, timestamp: str, nonce: str, method: str, url: str, body_md5: str) -> str:
+    message = "\n".join((timestamp, nonce, method.upper(), url, body_md5))
+    return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
