@@ -1,0 +1,254 @@
+"""The one DynamoDB adapter. Each report is one conditional UpdateItem: no read before it.
+
+Item layout (one item per message, ``pk = "{provider}#{message_id}"``; docs/decisions.md says why):
+status fields (``status``, ``final``, ``provider_status``, ``status_at``, ``source``), the precedence key of the
+report they came from (``prec``), a bounded ``history``, registration fields (``sent_at``, ``recipient``), the
+due-index fields present only while the message needs polling (``due_shard``, ``due_at``, ``poll_attempt``)
+and, once final, the TTL ``expires_at``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dlrwatch.domain.report import Report, Tier
+from dlrwatch.domain.times import iso
+from dlrwatch.errors import StorageUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+HISTORY_MAX = 50
+NONCE_PREFIX = "nonce#"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+# Callbacks must answer well inside a provider's timeout (seven.io: 5 s); botocore's standard retries
+# absorb throttling and brief faults, and what still fails becomes a 5xx for the provider to retry.
+CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3})
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # the same report again: nothing written
+    STALE = "stale"  # a report the stored one outranks: nothing written
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    outcome: Outcome
+    previous_status: str | None = None
+    # Two different provider finals for one message: the later provider time won (rule 1).
+    conflicting_final: bool = False
+
+
+def item_key(provider: str, message_id: str) -> str:
+    return f"{provider}#{message_id}"
+
+
+def due_shard(provider: str, message_id: str, shards: int) -> str:
+    """A stable shard, so a message's due entry always lands on the same index partition."""
+    return str(zlib.crc32(item_key(provider, message_id).encode()) % shards)
+
+
+def to_dynamo(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in value.items()}
+
+
+def from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+class Store:
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        retention: timedelta = timedelta(days=90),
+        client: DynamoDBClient | None = None,
+    ) -> None:
+        self.table_name = table_name
+        self.retention = retention
+        self.client: DynamoDBClient = client or boto3.client("dynamodb", config=CLIENT_CONFIG)
+
+    # -- reports ---------------------------------------------------------------------------------------
+
+    def apply(self, report: Report, now: datetime) -> WriteResult:
+        """Store ``report`` if its key outranks the stored one (rules 1-6 of the update)."""
+        entry = _serializer.serialize([report.history_entry(now)])
+        try:
+            old = self._update(
+                report,
+                now,
+                history=("list_append(if_not_exists(history, :empty), :entry)", {":empty": {"L": []}, ":entry": entry}),
+            )
+        except _ConditionFailed as failed:
+            stored = failed.item
+            stored_key = stored.get("prec")
+            if stored_key is not None and stored_key >= report.key:
+                outcome = Outcome.DUPLICATE if stored_key == report.key else Outcome.STALE
+                return WriteResult(outcome, stored.get("status"), _conflict(stored, report))
+            # It outranks the stored report, but the history is full: keep its newest entries.
+            old = self._apply_trimmed(report, now, stored)
+        return WriteResult(Outcome.APPLIED, old.get("status"), _conflict(old, report))
+
+    def _apply_trimmed(self, report: Report, now: datetime, stored: dict[str, Any]) -> dict[str, Any]:
+        for _ in range(5):
+            history = [*list(stored.get("history", []))[-(HISTORY_MAX - 1) :], report.history_entry(now)]
+            try:
+                return self._update(
+                    report,
+                    now,
+                    history=(":history", {":history": _serializer.serialize(history)}),
+                    expect_key=stored.get("prec"),
+                )
+            except _ConditionFailed as failed:
+                stored = failed.item
+                if stored.get("prec", "") >= report.key:
+                    return stored  # overtaken meanwhile; a later apply() of this report is a no-op
+        raise StorageUnavailable("history trim kept losing the race")
+
+    def _update(
+        self,
+        report: Report,
+        now: datetime,
+        *,
+        history: tuple[str, dict[str, Any]],
+        expect_key: str | None = None,
+    ) -> dict[str, Any]:
+        history_expr, history_values = history
+        sets = [
+            "#provider = :provider",
+            "message_id = :message_id",
+            "#status = :status",
+            "#final = :final",
+            "provider_status = :provider_status",
+            "status_at = :status_at",
+            "prec = :prec",
+            "#source = :source",
+            "updated_at = :now",
+            f"history = {history_expr}",
+        ]
+        values: dict[str, Any] = {
+            ":provider": report.provider,
+            ":message_id": report.message_id,
+            ":status": str(report.status),
+            ":final": report.final,
+            ":provider_status": report.provider_status,
+            ":status_at": report.status_at,
+            ":prec": report.key,
+            ":source": str(report.source),
+            ":now": iso(now),
+        }
+        expression = ""
+        if report.final:
+            sets.append("expires_at = :expires_at")
+            values[":expires_at"] = int((now + self.retention).timestamp())
+            expression = " REMOVE due_shard, due_at"
+        if expect_key is None:
+            condition = (
+                "(attribute_not_exists(prec) OR prec < :prec) AND "
+                "(attribute_not_exists(history) OR size(history) < :history_max)"
+            )
+            values[":history_max"] = HISTORY_MAX
+        else:
+            condition = "prec = :expected"
+            values[":expected"] = expect_key
+        return self._conditional_update(
+            report.provider,
+            report.message_id,
+            UpdateExpression="SET " + ", ".join(sets) + expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames={
+                "#provider": "provider",
+                "#status": "status",
+                "#final": "final",
+                "#source": "source",
+            },
+            ExpressionAttributeValues=to_dynamo(values) | history_values,
+            ReturnValues="UPDATED_OLD",
+        )
+
+    def _conditional_update(self, provider: str, message_id: str, **request: Any) -> dict[str, Any]:
+        try:
+            answer = self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": item_key(provider, message_id)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **request,
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                item = cast(dict[str, Any], exc.response.get("Item", {}))
+                raise _ConditionFailed(from_dynamo(item)) from None
+            raise StorageUnavailable(f"DynamoDB {exc.response['Error']['Code']}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"DynamoDB unreachable: {type(exc).__name__}") from exc
+        return from_dynamo(answer.get("Attributes", {}))
+
+    # -- signed webhook nonces ---------------------------------------------------------------------------
+
+    def remember_nonce(self, provider: str, nonce: str, now: datetime, ttl: timedelta) -> bool:
+        """Record a webhook nonce; False when it was seen before and has not expired (a replay)."""
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=to_dynamo({"pk": f"{NONCE_PREFIX}{provider}#{nonce}", "expires_at": int((now + ttl).timestamp())}),
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise StorageUnavailable(f"DynamoDB {exc.response['Error']['Code']}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"DynamoDB unreachable: {type(exc).__name__}") from exc
+        return True
+
+    def forget_nonce(self, provider: str, nonce: str) -> bool:
+        """Undo ``remember_nonce`` when the request's reports could not be stored, so its retry is let in.
+
+        Best effort: it runs when storage is already failing; False when the nonce could not be forgotten.
+        """
+        try:
+            self.client.delete_item(TableName=self.table_name, Key={"pk": {"S": f"{NONCE_PREFIX}{provider}#{nonce}"}})
+        except (ClientError, BotoCoreError):
+            return False
+        return True
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def get(self, provider: str, message_id: str) -> dict[str, Any] | None:
+        try:
+            answer = self.client.get_item(
+                TableName=self.table_name, Key={"pk": {"S": item_key(provider, message_id)}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable("DynamoDB read failed") from exc
+        return from_dynamo(answer["Item"]) if "Item" in answer else None
+
+
+class _ConditionFailed(Exception):
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
+def _conflict(stored: dict[str, Any], report: Report) -> bool:
+    """Whether the stored status and ``report`` are two different provider finals."""
+    stored_key = stored.get("prec") or ""
+    return (
+        report.tier is Tier.PROVIDER_FINAL
+        and stored_key.startswith(f"{Tier.PROVIDER_FINAL:d}|")
+        and stored.get("status") != str(report.status)
+    )

@@ -1,0 +1,48 @@
+"""Fixtures shared by every tier: AWS settings that can never reach AWS, and moto-backed stores."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+from support.dynamo import RequestCounter, create_table
+
+from dlrwatch.store import CLIENT_CONFIG, Store
+
+TABLE = "dlrwatch-test"
+
+
+@pytest.fixture(autouse=True)
+def aws_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a fixed region for every test; no test talks to a real AWS account."""
+    for name in list(os.environ):
+        if name.startswith("AWS_") or name in {"SECRETS_PATH", "CALLBACK_TOKEN", "SEVENIO_SIGNING_KEY"}:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("TABLE_NAME", TABLE)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "dlrwatch")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "dlrwatch")
+
+
+@pytest.fixture
+def moto_client() -> Iterator[object]:
+    with mock_aws():
+        client = boto3.client("dynamodb", config=CLIENT_CONFIG)
+        create_table(client, TABLE)
+        yield client
+
+
+@pytest.fixture
+def requests_sent(moto_client: object) -> RequestCounter:
+    return RequestCounter(moto_client)
+
+
+@pytest.fixture
+def store(moto_client: object) -> Store:
+    return Store(TABLE, retention=timedelta(days=90), client=moto_client)  # type: ignore[arg-type]
