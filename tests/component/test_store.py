@@ -20,24 +20,39 @@ NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 SENT_AT = NOW - timedelta(hours=1)
 
 
-def report(status: Status, raw: str, minutes: int | None, message_id: str = "77149843739",
-           source: Source = Source.PUSH) -> Report:
+def report(
+    status: Status, raw: str, minutes: int | None, message_id: str = "77149843739", source: Source = Source.PUSH
+) -> Report:
     at = SENT_AT + timedelta(minutes=minutes) if minutes is not None else None
     return Report("sevenio", message_id, status, raw, at, source)
 
 
 def registered(store: Store, message_id: str = "77149843739") -> None:
     """A message as registration leaves it: pending and due for its first poll."""
-    store.client.put_item(TableName=store.table_name, Item=to_dynamo({
-        "pk": f"sevenio#{message_id}", "provider": "sevenio", "message_id": message_id, "status": "pending",
-        "final": False, "prec": "0|00000000000000|00|", "sent_at": "2026-11-22T09:00:00.000Z",
-        "due_shard": "3", "due_at": "2026-11-22T09:05:00.000Z", "poll_attempt": 0,
-    }))
+    store.client.put_item(
+        TableName=store.table_name,
+        Item=to_dynamo(
+            {
+                "pk": f"sevenio#{message_id}",
+                "provider": "sevenio",
+                "message_id": message_id,
+                "status": "pending",
+                "final": False,
+                "prec": "0|00000000000000|00|",
+                "sent_at": "2026-11-22T09:00:00.000Z",
+                "due_shard": "3",
+                "due_at": "2026-11-22T09:05:00.000Z",
+                "poll_attempt": 0,
+            }
+        ),
+    )
 
 
 def due_items(store: Store) -> list[dict[str, Any]]:
     answer = store.client.query(
-        TableName=store.table_name, IndexName="due", KeyConditionExpression="due_shard = :s",
+        TableName=store.table_name,
+        IndexName="due",
+        KeyConditionExpression="due_shard = :s",
         ExpressionAttributeValues={":s": {"S": "3"}},
     )
     return answer["Items"]
@@ -134,8 +149,10 @@ def test_a_late_real_final_beats_our_give_up(store: Store) -> None:
     assert state(store)[:2] == ("unknown", True)
     assert store.apply(report(Status.DELIVERED, "DELIVERED", 3), NOW).outcome is Outcome.APPLIED
     assert state(store)[:3] == ("delivered", True, "DELIVERED")
-    assert not store.apply(Report.give_up("sevenio", "77149843739", SENT_AT + timedelta(days=5)), NOW).outcome \
-        is Outcome.APPLIED
+    assert (
+        store.apply(Report.give_up("sevenio", "77149843739", SENT_AT + timedelta(days=5)), NOW).outcome
+        is not Outcome.APPLIED
+    )
 
 
 REPORTS = (
@@ -165,7 +182,8 @@ def test_history_is_bounded_and_keeps_the_newest_reports(store: Store, requests_
     assert item is not None
     assert len(item["history"]) == HISTORY_MAX
     assert item["history"][-1]["status_at"] == (SENT_AT + timedelta(minutes=HISTORY_MAX + 2)).strftime(
-        "%Y-%m-%dT%H:%M:%S.000Z")
+        "%Y-%m-%dT%H:%M:%S.000Z"
+    )
     assert item["status_at"] == item["history"][-1]["status_at"]
     # Only the reports past the bound pay a second write, to trim.
     assert requests_sent.writes == HISTORY_MAX + 3 * 2
@@ -182,7 +200,8 @@ def test_a_nonce_is_accepted_once_until_it_expires(store: Store) -> None:
 
 def test_an_unreachable_table_raises_storage_unavailable() -> None:
     client = boto3.client(
-        "dynamodb", endpoint_url="http://127.0.0.1:9",
+        "dynamodb",
+        endpoint_url="http://127.0.0.1:9",
         config=Config(connect_timeout=0.2, read_timeout=0.2, retries={"mode": "standard", "total_max_attempts": 1}),
     )
     with pytest.raises(StorageUnavailable):

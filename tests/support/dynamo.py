@@ -27,8 +27,11 @@ class RequestCounter:
 
     @property
     def writes(self) -> int:
-        return sum(n for op, n in self.calls.items() if op in {"UpdateItem", "PutItem", "DeleteItem",
-                                                                  "BatchWriteItem", "TransactWriteItems"})
+        return sum(
+            n
+            for op, n in self.calls.items()
+            if op in {"UpdateItem", "PutItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+        )
 
     def reset(self) -> None:
         self.calls.clear()

@@ -40,6 +40,7 @@ def normalize(raw: str) -> Status:
 
 def report(fields: dict[str, Any], source: Source, tz: str, where: str = "") -> Report:
     """One report from ``msg_id``, ``status`` and an optional ``timestamp`` (or ``status_time``)."""
+    msg_id = message_id(required(fields, "msg_id", where), "msg_id")
     raw = raw_status(required(fields, "status", where))
     when = optional(fields, "timestamp", where) or optional(fields, "status_time", where)
     try:
@@ -49,7 +50,7 @@ def report(fields: dict[str, Any], source: Source, tz: str, where: str = "") -> 
     extra = {"foreign_id": fid} if (fid := optional(fields, "foreign_id", where)) else {}
     return Report(
         provider=NAME,
-        message_id=message_id(required(fields, "msg_id", where), "msg_id"),
+        message_id=msg_id,
         status=normalize(raw),
         provider_status=raw,
         provider_time=at,
@@ -65,7 +66,7 @@ def parse_callback(request: PushRequest, tz: str = DEFAULT_ZONE) -> list[Report]
     """
     payload = request.json() if request.body and request.is_json() else unflatten(request.fields())
     envelopes = payload if isinstance(payload, list) else [payload]
-    if not envelopes:
+    if not envelopes or envelopes == [{}]:
         raise BadInput("no report in the request")
     reports: list[Report] = []
     for i, envelope in enumerate(envelopes):

@@ -1,0 +1,28 @@
+"""Provider callbacks: ``GET|POST /callbacks/{channel}`` (seven.io, BulkSMS). Parsing and rules live in dlrwatch."""
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dlrwatch.callbacks import CallbackService
+from dlrwatch.config import Settings
+from dlrwatch.http import json_response, push_request, register_error_answers
+from dlrwatch.observability import logger, metrics
+from dlrwatch.store import Store
+
+settings = Settings.from_env()
+service = CallbackService(Store(settings.table_name, retention=settings.retention), settings)
+app = APIGatewayHttpResolver()
+register_error_answers(app)
+
+
+@app.route("/callbacks/<channel>", method=["GET", "POST"])
+def receive(channel: str) -> Response[str]:
+    result = service.receive(channel, push_request(app.current_event, settings.max_body_bytes))
+    return json_response(200, result)
+
+
+# The event is never logged: its query string carries the callback token.
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)
