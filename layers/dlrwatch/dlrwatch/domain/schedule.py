@@ -25,7 +25,10 @@ class Schedule:
             m = _OFFSET.match(part.strip())
             if not m:
                 raise ValueError(f"poll schedule entry {part.strip()!r} is not a number followed by s, m, h or d")
-            offsets.append(timedelta(**{_UNITS[m.group(2)]: int(m.group(1))}))
+            try:
+                offsets.append(timedelta(**{_UNITS[m.group(2)]: int(m.group(1))}))
+            except OverflowError:
+                raise ValueError(f"poll schedule entry {part.strip()!r} is too large") from None
         if any(b <= a for a, b in itertools.pairwise(offsets)) or offsets[0] <= timedelta(0):
             raise ValueError(f"poll schedule {text!r} must be positive and strictly increasing")
         return cls(tuple(offsets))

@@ -12,6 +12,10 @@ class InvalidTime(ValueError):
     """A provider or client time that cannot be read."""
 
 
+# Anything outside these years is a placeholder or a fault, never a real report time.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
 _UNIX = re.compile(r"^\d{9,11}(\.\d+)?$")
 # seven.io: "2020-01-09 15:41:30.656", "2021-08-24 08:08:00.000000"; the fraction is optional.
 _LOCAL = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$")
@@ -27,7 +31,7 @@ def zone(name: str) -> ZoneInfo:
 def from_unix(text: str) -> datetime:
     if not _UNIX.match(text):
         raise InvalidTime(f"not a Unix timestamp: {text!r}")
-    return datetime.fromtimestamp(float(text), tz=UTC)
+    return _in_range(datetime.fromtimestamp(float(text), tz=UTC), text)
 
 
 def from_local(text: str, tz: str) -> datetime:
@@ -57,7 +61,10 @@ def from_iso(text: str) -> datetime:
         raise InvalidTime(f"not an ISO 8601 time: {text!r}") from None
     if parsed.tzinfo is None:
         raise InvalidTime(f"ISO 8601 time without a zone: {text!r}")
-    return parsed.astimezone(UTC)
+    try:
+        return _in_range(parsed.astimezone(UTC), text)
+    except OverflowError:
+        raise InvalidTime(f"time out of range: {text!r}") from None
 
 
 def provider_time(text: str, tz: str) -> datetime:
@@ -76,9 +83,17 @@ def _localize(tz: str, text: str, fields: tuple[int, int, int, int, int, int, in
     year, month, day, hour, minute, second, micro = fields
     try:
         local = datetime(year, month, day, hour, minute, second, micro, tzinfo=zone(tz))
-    except ValueError:
+        return _in_range(local.astimezone(UTC), text)
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, InvalidTime):
+            raise
         raise InvalidTime(f"not a valid date: {text!r}") from None
-    return local.astimezone(UTC)
+
+
+def _in_range(moment: datetime, text: str) -> datetime:
+    if not EARLIEST <= moment < LATEST:
+        raise InvalidTime(f"time out of range (years 2000-2099): {text!r}")
+    return moment
 
 
 def iso(moment: datetime) -> str:
