@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from dlrwatch.errors import BadInput
@@ -114,3 +114,58 @@ def raw_status(value: str) -> str:
     if len(value) > RAW_STATUS_MAX or not value.isprintable():
         raise BadInput(f"status is not a printable text of at most {RAW_STATUS_MAX} characters")
     return value
+
+
+# -- pulling -------------------------------------------------------------------------------------------
+
+
+class ProviderError(Exception):
+    """A status call that gave no usable answer, and what the poller should do about it."""
+
+    def __init__(self, kind: str, *, transient: bool = True, auth: bool = False, retry_after: float | None = None):
+        super().__init__(kind)
+        self.kind = kind
+        self.transient = transient and not auth
+        self.auth = auth
+        self.retry_after = retry_after
+
+
+class HttpResponse(Protocol):
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def text(self) -> str: ...
+
+
+class HttpSession(Protocol):
+    """What a provider's status call needs of an HTTP client (a ``requests.Session`` fits)."""
+
+    def get(self, url: str, **kwargs: Any) -> HttpResponse: ...
+    def post(self, url: str, **kwargs: Any) -> HttpResponse: ...
+
+
+@dataclass(frozen=True)
+class PollConfig:
+    base_url: str
+    credentials: Mapping[str, str]
+    zone: str
+    timeout: tuple[float, float] = (3.05, 10.0)  # connect, read
+
+
+def check_http(response: HttpResponse) -> None:
+    """Classify a provider's HTTP error answer; return quietly on success."""
+    code = response.status_code
+    if code in (401, 403):
+        raise ProviderError(f"http_{code}", auth=True)
+    if code == 429:
+        raise ProviderError("http_429", retry_after=_retry_after(response.headers.get("Retry-After")))
+    if code >= 500:
+        raise ProviderError("http_5xx")
+    if code >= 400:
+        raise ProviderError(f"http_{code}", transient=False)
+
+
+def _retry_after(value: str | None) -> float | None:
+    return float(value) if value and value.strip().isdigit() else None

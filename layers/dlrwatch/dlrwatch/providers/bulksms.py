@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import quote
 
 from dlrwatch.domain.report import Report, Source
 from dlrwatch.domain.status import Status
 from dlrwatch.domain.times import InvalidTime, from_iso
 from dlrwatch.errors import BadInput
 from dlrwatch.providers import bulksms_eapi
-from dlrwatch.providers.base import PushRequest, message_id, optional, raw_status, required
+from dlrwatch.providers.base import (
+    HttpSession,
+    PollConfig,
+    ProviderError,
+    PushRequest,
+    check_http,
+    message_id,
+    optional,
+    raw_status,
+    required,
+)
 
 NAME = "bulksms"
 CALLBACK = "bulksms"  # /callbacks/bulksms: JSON webhooks and EAPI pushes
@@ -70,3 +82,35 @@ def parse_callback(request: PushRequest, tz: str = bulksms_eapi.DEFAULT_ZONE) ->
     if not fields:
         raise BadInput("no report in the request: expected a JSON array or EAPI fields msisdn, batch_id, status")
     return [bulksms_eapi.parse_push(fields, Source.PUSH, tz)]
+
+
+# -- pulling: GET /messages/{id}, one call per message ---------------------------------------------------
+
+URL_SETTING = "BULKSMS_API_URL"
+DEFAULT_URL = "https://api.bulksms.com/v1"
+CREDENTIALS = ("BULKSMS_TOKEN_ID", "BULKSMS_TOKEN_SECRET")
+POLL_CONCURRENCY = 4
+
+
+def poll_groups(message_ids: list[str]) -> list[list[str]]:
+    return [[mid] for mid in message_ids]
+
+
+def poll(session: HttpSession, config: PollConfig, message_ids: list[str]) -> dict[str, Report | None]:
+    (mid,) = message_ids
+    response = session.get(
+        f"{config.base_url.rstrip('/')}/messages/{quote(mid, safe='')}",
+        auth=(config.credentials["BULKSMS_TOKEN_ID"], config.credentials["BULKSMS_TOKEN_SECRET"]),
+        headers={"Accept": "application/json"},
+        timeout=config.timeout,
+    )
+    if response.status_code == 404:
+        return {mid: None}  # BulkSMS does not know it (yet)
+    check_http(response)
+    try:
+        found = message(json.loads(response.text), Source.POLL)
+    except (json.JSONDecodeError, BadInput):
+        raise ProviderError("garbage") from None
+    if found is not None and found.message_id != mid:
+        raise ProviderError("garbage")
+    return {mid: found}

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 from dlrwatch.domain.report import Report, Source
 from dlrwatch.domain.status import Status
-from dlrwatch.domain.times import InvalidTime, from_short
+from dlrwatch.domain.times import InvalidTime, provider_time
 from dlrwatch.errors import BadInput
-from dlrwatch.providers.base import optional, required
+from dlrwatch.providers.base import HttpSession, PollConfig, ProviderError, check_http, optional, required
 
 NAME = "bulksms-eapi"
 # The EAPI's yy-MM-dd times carry no zone; South African time (UTC+2, no daylight saving) is assumed.
@@ -27,6 +27,7 @@ _CODES: dict[Status, tuple[int, ...]] = {
 }
 STATUSES = {str(code): status for status, codes in _CODES.items() for code in codes}
 
+_CODE = re.compile(r"^[0-9]{1,4}$")
 _BATCH = re.compile(r"^[0-9A-Za-z]{1,40}$")
 _MSISDN = re.compile(r"^[0-9]{5,20}$")
 
@@ -58,7 +59,7 @@ def canonical_id(value: str) -> str:
 
 
 def status_code(value: str) -> str:
-    if not value.isdigit() or len(value) > 4:
+    if not _CODE.match(value):
         raise BadInput(f"status {value!r} is not a numeric EAPI status code")
     return str(int(value))
 
@@ -68,7 +69,7 @@ def parse_push(fields: Mapping[str, str], source: Source = Source.PUSH, tz: str 
     raw = status_code(required(fields, "status"))
     completed = optional(fields, "completed_time")
     try:
-        at = from_short(completed, tz) if completed else None
+        at = provider_time(completed, tz) if completed else None
     except InvalidTime as exc:
         raise BadInput(f"field 'completed_time': {exc}") from None
     return Report(
@@ -79,3 +80,75 @@ def parse_push(fields: Mapping[str, str], source: Source = Source.PUSH, tz: str 
         provider_time=at,
         source=source,
     )
+
+
+# -- pulling: get_report, one call per batch -----------------------------------------------------------
+
+URL_SETTING = "BULKSMS_EAPI_URL"
+DEFAULT_URL = "https://bulksms.vsms.net/eapi"
+CREDENTIALS = ("BULKSMS_USERNAME", "BULKSMS_PASSWORD")
+POLL_CONCURRENCY = 1  # BulkSMS asks for one connection at a time
+_ERRORS = {
+    "22": ProviderError("eapi_22"),  # internal error: transient
+    "23": ProviderError("eapi_23", auth=True),
+    "24": ProviderError("eapi_24", transient=False),
+}
+
+
+def batch_of(message_id: str) -> str:
+    return message_id.partition(":")[0]
+
+
+def poll_groups(message_ids: list[str]) -> list[list[str]]:
+    """One group per batch: a single get_report answers for every recipient of it."""
+    batches: dict[str, list[str]] = {}
+    for mid in message_ids:
+        batches.setdefault(batch_of(mid), []).append(mid)
+    return list(batches.values())
+
+
+def poll(session: HttpSession, config: PollConfig, message_ids: list[str]) -> dict[str, Report | None]:
+    # POST keeps the password out of URLs and their logs.
+    response = session.post(
+        f"{config.base_url.rstrip('/')}/status_reports/get_report/2/2.0",
+        data={
+            "username": config.credentials["BULKSMS_USERNAME"],
+            "password": config.credentials["BULKSMS_PASSWORD"],
+            "batch_id": batch_of(message_ids[0]),
+            "optional_fields": "completed_time",
+        },
+        timeout=config.timeout,
+    )
+    check_http(response)
+    rows = parse_report(response.text, batch_of(message_ids[0]), config.zone)
+    return {mid: rows.get(mid) for mid in message_ids}
+
+
+def parse_report(text: str, batch_id: str, tz: str = DEFAULT_ZONE) -> dict[str, Report]:
+    """``0|Returns to follow`` (or ``Results``), then ``msisdn|status_code[|completed_time]`` rows.
+
+    Blank lines are skipped, as are malformed rows (the others still count). An error line ``code|text``
+    raises: 22 is transient, 23 an authentication failure, 24 a request BulkSMS will never answer.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ProviderError("garbage")
+    code, _, _ = lines[0].partition("|")
+    if code != "0":
+        raise _ERRORS.get(code, ProviderError("garbage"))
+    found: dict[str, Report] = {}
+    for row in lines[1:]:
+        fields = row.split("|")
+        if len(fields) < 2:
+            continue
+        push = {"msisdn": fields[0], "batch_id": batch_id, "status": fields[1]}
+        if len(fields) > 2 and fields[2]:
+            push["completed_time"] = fields[2]
+        try:
+            found_report = parse_push(push, Source.POLL, tz)
+        except BadInput:
+            continue
+        kept = found.get(found_report.message_id)
+        if kept is None or kept.key < found_report.key:  # the same recipient twice in one batch
+            found[found_report.message_id] = found_report
+    return found

@@ -12,7 +12,18 @@ from dlrwatch.domain.report import Report, Source
 from dlrwatch.domain.status import Status
 from dlrwatch.domain.times import InvalidTime, provider_time
 from dlrwatch.errors import BadInput, Unauthorized
-from dlrwatch.providers.base import PushRequest, message_id, optional, raw_status, required, unflatten
+from dlrwatch.providers.base import (
+    HttpSession,
+    PollConfig,
+    ProviderError,
+    PushRequest,
+    check_http,
+    message_id,
+    optional,
+    raw_status,
+    required,
+    unflatten,
+)
 
 NAME = "sevenio"
 CALLBACK = "sevenio"  # /callbacks/sevenio
@@ -81,6 +92,8 @@ def _reports(envelope: dict[str, Any], tz: str, where: str) -> list[Report]:
     if envelope.get("webhook_event", "dlr") != "dlr":
         return []
     if "data" not in envelope:
+        if "webhook_event" in envelope and "msg_id" not in envelope:
+            raise BadInput(f"missing field 'data'{where}")
         return [report(envelope, Source.PUSH, tz, where)]  # the legacy callback, or a flattened webhook
     data = envelope["data"]
     if isinstance(data, str) and data.lstrip()[:1] in ("{", "["):
@@ -103,6 +116,7 @@ def _json_field(text: str, where: str) -> Any:
         raise BadInput(f"field 'data'{where} is not valid JSON") from None
 
 
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _NONCE = re.compile(r"^[A-Za-z0-9]{8,128}$")
 
 
@@ -117,7 +131,7 @@ def verify_signature(request: PushRequest, key: str, now: float, max_age: int = 
     nonce = request.header("x-nonce")
     if not (signature and timestamp and nonce):
         raise Unauthorized("missing X-Signature, X-Timestamp or X-Nonce", missing=True)
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > max_age:
+    if not _TIMESTAMP.match(timestamp) or abs(now - int(timestamp)) > max_age:
         raise Unauthorized("stale or invalid X-Timestamp", missing=False)
     if not _NONCE.match(nonce):
         raise Unauthorized("invalid X-Nonce", missing=False)
@@ -137,3 +151,67 @@ def verify_signature(request: PushRequest, key: str, now: float, max_age: int = 
 def sign(key: str, timestamp: str, nonce: str, method: str, url: str, body_md5: str) -> str:
     message = "\n".join((timestamp, nonce, method.upper(), url, body_md5))
     return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+# -- pulling: GET /status?msg_id=ID1,ID2,... -----------------------------------------------------------
+
+URL_SETTING = "SEVENIO_API_URL"
+DEFAULT_URL = "https://gateway.seven.io/api"
+CREDENTIALS = ("SEVENIO_API_KEY",)
+IDS_PER_CALL = 50  # seven.io documents several ids a call and no limit; 50 keeps URLs short
+POLL_CONCURRENCY = 2  # no published rate limit: poll gently
+# The legacy API's numeric error answers that mean the key is wrong (unverified; see docs/decisions.md).
+_AUTH_CODES = {"900", "902", "903"}
+_RAW = re.compile(r"^[A-Z_]{2,20}$")
+
+
+def poll_groups(message_ids: list[str]) -> list[list[str]]:
+    return [message_ids[i : i + IDS_PER_CALL] for i in range(0, len(message_ids), IDS_PER_CALL)]
+
+
+def poll(session: HttpSession, config: PollConfig, message_ids: list[str]) -> dict[str, Report | None]:
+    response = session.get(
+        f"{config.base_url.rstrip('/')}/status",
+        params={"msg_id": ",".join(message_ids)},
+        headers={"X-Api-Key": config.credentials["SEVENIO_API_KEY"], "Accept": "application/json"},
+        timeout=config.timeout,
+    )
+    check_http(response)
+    return parse_status_answer(response.text, message_ids, config.zone)
+
+
+def parse_status_answer(text: str, message_ids: list[str], tz: str = DEFAULT_ZONE) -> dict[str, Report | None]:
+    """The JSON array ``[{"id", "status", "status_time"}]`` or the legacy ``STATUS\\n<time>`` for one id.
+
+    An id without a status (null, empty, or absent from the answer) has no report yet. A malformed entry
+    is skipped, so the rest of the answer still counts.
+    """
+    found: dict[str, Report | None] = dict.fromkeys(message_ids)
+    body = text.strip()
+    if body[:1] in ("[", "{"):
+        try:
+            entries = json.loads(body)
+        except json.JSONDecodeError:
+            raise ProviderError("garbage") from None
+        for entry in entries if isinstance(entries, list) else [entries]:
+            if not isinstance(entry, dict) or str(entry.get("id")) not in found or not entry.get("status"):
+                continue
+            fields = {"msg_id": str(entry["id"]), "status": entry["status"], "timestamp": entry.get("status_time")}
+            try:
+                found[fields["msg_id"]] = report(fields, Source.POLL, tz)
+            except BadInput:
+                continue
+        return found
+    lines = [line.strip() for line in body.splitlines()]
+    if not body:
+        return found
+    if lines[0] in _AUTH_CODES:
+        raise ProviderError("sevenio_auth", auth=True)
+    if len(message_ids) != 1 or not _RAW.match(lines[0]):
+        raise ProviderError("garbage")
+    fields = {"msg_id": message_ids[0], "status": lines[0], "timestamp": lines[1] if len(lines) > 1 else None}
+    try:
+        found[message_ids[0]] = report(fields, Source.POLL, tz)
+    except BadInput:
+        raise ProviderError("garbage") from None
+    return found
