@@ -5,11 +5,12 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from dlrwatch.config import Settings
 from dlrwatch.credentials import secret
 from dlrwatch.domain.report import Report
+from dlrwatch.domain.times import utcnow
 from dlrwatch.errors import BadInput, StorageUnavailable, Unauthorized
 from dlrwatch.http import NotConfigured
 from dlrwatch.observability import count, logger
@@ -20,10 +21,6 @@ from dlrwatch.store import Outcome, Store
 
 class UnknownRoute(BadInput):
     status_code = 404
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -40,7 +37,7 @@ class CallbackService:
         self._check_token(request)
         now = self.clock()
         nonce = self._check_signature(channel, request, now)
-        reports: list[Report] = module.parse_callback(request, self.settings.zone(channel))
+        reports: list[Report] = module.parse_callback(request, self.settings.zone_of(module.NAME))
         try:
             applied = sum(self._store(report, now) for report in reports)
         except StorageUnavailable:

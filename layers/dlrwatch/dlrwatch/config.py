@@ -8,11 +8,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from dlrwatch.domain.schedule import DEFAULT_SCHEDULE, Schedule
-from dlrwatch.providers import bulksms_eapi, sevenio
+from dlrwatch.providers import PROVIDERS
 
 
 class ConfigError(ValueError):
     pass
+
+
+def _default_zones() -> dict[str, str]:
+    return {name: module.DEFAULT_ZONE for name, module in PROVIDERS.items()}
 
 
 @dataclass(frozen=True)
@@ -21,10 +25,16 @@ class Settings:
     retention: timedelta = timedelta(days=90)
     schedule: Schedule = field(default_factory=lambda: Schedule.parse(DEFAULT_SCHEDULE))
     due_shards: int = 8
-    # Zones for zone-less provider times, by callback route / provider.
-    sevenio_zone: str = sevenio.DEFAULT_ZONE
-    bulksms_zone: str = bulksms_eapi.DEFAULT_ZONE
+    # Zones for zone-less provider times, by provider (``SEVENIO_TIMEZONE``, ``BULKSMS_TIMEZONE``).
+    zones: Mapping[str, str] = field(default_factory=_default_zones)
+    # Status API base URLs by provider (``SEVENIO_API_URL``, ``BULKSMS_EAPI_URL``, ``BULKSMS_API_URL``).
+    provider_urls: Mapping[str, str] = field(default_factory=dict)
     max_body_bytes: int = 64 * 1024
+    # A poll run stops starting calls after this long, so runs a minute apart rarely overlap.
+    poll_budget_seconds: int = 50
+    max_due_per_run: int = 20_000
+    # Read timeout of one status call; connecting gets a third of it, at most 3 s.
+    provider_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,18 +48,32 @@ class Settings:
                 retention=timedelta(days=_positive_int(env, "RETENTION_DAYS", 90)),
                 schedule=Schedule.parse(env.get("POLL_SCHEDULE") or DEFAULT_SCHEDULE),
                 due_shards=_positive_int(env, "DUE_SHARDS", 8),
-                sevenio_zone=env.get("SEVENIO_TIMEZONE") or sevenio.DEFAULT_ZONE,
-                bulksms_zone=env.get("BULKSMS_TIMEZONE") or bulksms_eapi.DEFAULT_ZONE,
+                zones={name: env.get(m.ZONE_SETTING) or m.DEFAULT_ZONE for name, m in PROVIDERS.items()},
+                provider_urls={name: env.get(m.URL_SETTING) or m.DEFAULT_URL for name, m in PROVIDERS.items()},
+                poll_budget_seconds=_positive_int(env, "POLL_BUDGET_SECONDS", 50),
+                max_due_per_run=_positive_int(env, "MAX_DUE_PER_RUN", 20_000),
+                provider_timeout=_positive_float(env, "PROVIDER_TIMEOUT_SECONDS", 10.0),
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
 
-    def zone(self, channel: str) -> str:
-        return self.sevenio_zone if channel == sevenio.CALLBACK else self.bulksms_zone
+    def zone_of(self, provider: str) -> str:
+        return self.zones.get(provider) or PROVIDERS[provider].DEFAULT_ZONE
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     text = env.get(name) or str(default)
-    if not text.isdigit() or int(text) < 1:
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
         raise ConfigError(f"{name} must be a positive whole number, not {text!r}")
     return int(text)
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name) or str(default)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 3600:
+        raise ConfigError(f"{name} must be a number of seconds, not {text!r}")
+    return value

@@ -17,3 +17,7 @@ def count(name: str, value: float = 1, **dimensions: str) -> None:
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
         for key, dim in dimensions.items():
             metric.add_dimension(name=key, value=dim)
+
+
+def gauge(name: str, value: float, unit: MetricUnit = MetricUnit.Seconds) -> None:
+    metrics.add_metric(name=name, unit=unit, value=value)

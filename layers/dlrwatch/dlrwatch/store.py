@@ -10,6 +10,7 @@ and, once final, the TTL ``expires_at``.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -20,14 +21,16 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlrwatch.domain.report import Report, Tier
-from dlrwatch.domain.times import iso
+from dlrwatch.domain.report import PENDING_KEY, Report, Tier
+from dlrwatch.domain.status import Status
+from dlrwatch.domain.times import from_iso, iso
 from dlrwatch.errors import StorageUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 HISTORY_MAX = 50
+DUE_INDEX = "due"
 NONCE_PREFIX = "nonce#"
 
 _serializer = TypeSerializer()
@@ -50,6 +53,30 @@ class WriteResult:
     previous_status: str | None = None
     # Two different provider finals for one message: the later provider time won (rule 1).
     conflicting_final: bool = False
+
+
+@dataclass(frozen=True)
+class NextPoll:
+    """When a message is polled next, and which poll of its schedule that is (0-based)."""
+
+    due_at: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class DueMessage:
+    """A due-index entry: all the poller knows of a message before it asks the provider."""
+
+    provider: str
+    message_id: str
+    sent_at: datetime
+    poll_attempt: int
+    due_at: str
+
+
+class Registered(StrEnum):
+    REGISTERED = "registered"
+    ALREADY_REGISTERED = "already registered"
 
 
 def item_key(provider: str, message_id: str) -> str:
@@ -83,13 +110,17 @@ class Store:
 
     # -- reports ---------------------------------------------------------------------------------------
 
-    def apply(self, report: Report, now: datetime) -> WriteResult:
-        """Store ``report`` if its key outranks the stored one (rules 1-6 of the update)."""
+    def apply(self, report: Report, now: datetime, next_poll: NextPoll | None = None) -> WriteResult:
+        """Store ``report`` if its key outranks the stored one (rules 1-6 of the update).
+
+        A polled non-final report carries the message's next poll in the same write (``next_poll``).
+        """
         entry = _serializer.serialize([report.history_entry(now)])
         try:
             old = self._update(
                 report,
                 now,
+                next_poll=next_poll,
                 history=("list_append(if_not_exists(history, :empty), :entry)", {":empty": {"L": []}, ":entry": entry}),
             )
         except _ConditionFailed as failed:
@@ -99,10 +130,12 @@ class Store:
                 outcome = Outcome.DUPLICATE if stored_key == report.key else Outcome.STALE
                 return WriteResult(outcome, stored.get("status"), _conflict(stored, report))
             # It outranks the stored report, but the history is full: keep its newest entries.
-            old = self._apply_trimmed(report, now, stored)
+            old = self._apply_trimmed(report, now, stored, next_poll)
         return WriteResult(Outcome.APPLIED, old.get("status"), _conflict(old, report))
 
-    def _apply_trimmed(self, report: Report, now: datetime, stored: dict[str, Any]) -> dict[str, Any]:
+    def _apply_trimmed(
+        self, report: Report, now: datetime, stored: dict[str, Any], next_poll: NextPoll | None
+    ) -> dict[str, Any]:
         for _ in range(5):
             history = [*list(stored.get("history", []))[-(HISTORY_MAX - 1) :], report.history_entry(now)]
             try:
@@ -111,6 +144,7 @@ class Store:
                     now,
                     history=(":history", {":history": _serializer.serialize(history)}),
                     expect_key=stored.get("prec"),
+                    next_poll=next_poll,
                 )
             except _ConditionFailed as failed:
                 stored = failed.item
@@ -125,6 +159,7 @@ class Store:
         *,
         history: tuple[str, dict[str, Any]],
         expect_key: str | None = None,
+        next_poll: NextPoll | None = None,
     ) -> dict[str, Any]:
         history_expr, history_values = history
         sets = [
@@ -155,6 +190,9 @@ class Store:
             sets.append("expires_at = :expires_at")
             values[":expires_at"] = int((now + self.retention).timestamp())
             expression = " REMOVE due_shard, due_at"
+        elif next_poll is not None:
+            sets += ["due_at = :due_at", "poll_attempt = :poll_attempt"]
+            values |= {":due_at": next_poll.due_at, ":poll_attempt": next_poll.attempt}
         if expect_key is None:
             condition = (
                 "(attribute_not_exists(prec) OR prec < :prec) AND "
@@ -195,6 +233,110 @@ class Store:
         except BotoCoreError as exc:
             raise StorageUnavailable(f"DynamoDB unreachable: {type(exc).__name__}") from exc
         return from_dynamo(answer.get("Attributes", {}))
+
+    # -- registration and polling -----------------------------------------------------------------------
+
+    def register(
+        self,
+        provider: str,
+        message_id: str,
+        sent_at: datetime,
+        recipient: str | None,
+        first_poll: NextPoll,
+        shard: str,
+        now: datetime,
+    ) -> Registered:
+        """Record a sent message and make it due, merging into whatever reports arrived before it.
+
+        One write, unless a final report arrived first: then a second write records the registration
+        without making the message due.
+        """
+        fields = {
+            ":provider": provider,
+            ":message_id": message_id,
+            ":sent_at": iso(sent_at),
+            ":recipient": recipient,
+            ":now": iso(now),
+            ":pending": str(Status.PENDING),
+            ":false": False,
+            ":pending_key": PENDING_KEY,
+        }
+        registration = (
+            "SET #provider = :provider, message_id = :message_id, sent_at = :sent_at, recipient = :recipient, "
+            "registered_at = :now, #status = if_not_exists(#status, :pending), "
+            "#final = if_not_exists(#final, :false), prec = if_not_exists(prec, :pending_key)"
+        )
+        names = {"#provider": "provider", "#status": "status", "#final": "final"}
+        try:
+            self._conditional_update(
+                provider,
+                message_id,
+                UpdateExpression=registration + ", due_shard = :shard, due_at = :due_at, poll_attempt = :attempt",
+                ConditionExpression="attribute_not_exists(sent_at) AND "
+                "(attribute_not_exists(#final) OR #final = :false)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_dynamo(
+                    fields | {":shard": shard, ":due_at": first_poll.due_at, ":attempt": first_poll.attempt}
+                ),
+            )
+        except _ConditionFailed as failed:
+            if "sent_at" in failed.item:
+                return Registered.ALREADY_REGISTERED
+            try:  # a final report came first: nothing left to poll
+                self._conditional_update(
+                    provider,
+                    message_id,
+                    UpdateExpression=registration,
+                    ConditionExpression="attribute_not_exists(sent_at)",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=to_dynamo(fields),
+                )
+            except _ConditionFailed:
+                return Registered.ALREADY_REGISTERED
+        return Registered.REGISTERED
+
+    def reschedule(self, message: DueMessage, next_poll: NextPoll) -> bool:
+        """Move a due message to its next poll; False when another run or a final report got there first."""
+        try:
+            self._conditional_update(
+                message.provider,
+                message.message_id,
+                UpdateExpression="SET due_at = :due_at, poll_attempt = :attempt",
+                ConditionExpression="due_at = :seen",
+                ExpressionAttributeValues=to_dynamo(
+                    {":due_at": next_poll.due_at, ":attempt": next_poll.attempt, ":seen": message.due_at}
+                ),
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def due(self, shard: str, until: datetime, page_size: int = 500) -> Iterator[DueMessage]:
+        """The messages of one due-index shard whose poll time has come, oldest first; nothing else is read."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "due_shard = :shard AND due_at <= :until",
+            "ExpressionAttributeValues": to_dynamo({":shard": shard, ":until": iso(until)}),
+            "Limit": page_size,
+        }
+        while True:
+            try:
+                page = self.client.query(**request)
+            except (ClientError, BotoCoreError) as exc:
+                raise StorageUnavailable("DynamoDB query of the due index failed") from exc
+            for raw in page["Items"]:
+                item = from_dynamo(raw)
+                yield DueMessage(
+                    provider=item["provider"],
+                    message_id=item["message_id"],
+                    sent_at=from_iso(item["sent_at"]),
+                    poll_attempt=int(item.get("poll_attempt", 0)),
+                    due_at=item["due_at"],
+                )
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # -- signed webhook nonces ---------------------------------------------------------------------------
 

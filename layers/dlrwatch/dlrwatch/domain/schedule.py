@@ -42,3 +42,13 @@ class Schedule:
     def give_up_at(self, sent_at: datetime) -> datetime:
         """The moment of the last poll: the time a give-up report carries, whoever writes it and when."""
         return sent_at + self.offsets[-1]
+
+    def next_poll(self, sent_at: datetime, now: datetime) -> tuple[int, datetime] | None:
+        """The first poll of the schedule still ahead of ``now``, or None once the schedule has run out.
+
+        Offsets already past are skipped: polling several times in a row for one late message helps nobody.
+        """
+        for attempt, offset in enumerate(self.offsets):
+            if sent_at + offset > now:
+                return attempt, sent_at + offset
+        return None

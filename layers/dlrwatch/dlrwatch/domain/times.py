@@ -96,6 +96,10 @@ def _in_range(moment: datetime, text: str) -> datetime:
     return moment
 
 
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 def iso(moment: datetime) -> str:
     """The stored form: UTC, millisecond precision, fixed width, so strings sort as times do."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -25,6 +25,9 @@ from dlrwatch.providers.base import (
 
 NAME = "bulksms"
 CALLBACK = "bulksms"  # /callbacks/bulksms: JSON webhooks and EAPI pushes
+# JSON API times carry their zone; the zone is that of the EAPI pushes this route also takes.
+DEFAULT_ZONE = bulksms_eapi.DEFAULT_ZONE
+ZONE_SETTING = bulksms_eapi.ZONE_SETTING
 
 STATUSES = {
     "ACCEPTED": Status.PENDING,
@@ -70,7 +73,7 @@ def message(item: Any, source: Source, where: str = "") -> Report | None:
     return Report(NAME, message_id(required(item, "id", where), "id"), normalize(raw), raw, at, source, extra)
 
 
-def parse_callback(request: PushRequest, tz: str = bulksms_eapi.DEFAULT_ZONE) -> list[Report]:
+def parse_callback(request: PushRequest, tz: str = DEFAULT_ZONE) -> list[Report]:
     """A JSON webhook (an array of Messages; ``[]`` is the URL probe) or an EAPI push (fields, no JSON)."""
     if request.body and request.is_json():
         payload = request.json()

@@ -14,6 +14,7 @@ from dlrwatch.providers.base import HttpSession, PollConfig, ProviderError, chec
 NAME = "bulksms-eapi"
 # The EAPI's yy-MM-dd times carry no zone; South African time (UTC+2, no daylight saving) is assumed.
 DEFAULT_ZONE = "Africa/Johannesburg"
+ZONE_SETTING = "BULKSMS_TIMEZONE"
 
 _CODES: dict[Status, tuple[int, ...]] = {
     Status.PENDING: (0,),

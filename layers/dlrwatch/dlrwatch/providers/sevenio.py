@@ -29,6 +29,7 @@ NAME = "sevenio"
 CALLBACK = "sevenio"  # /callbacks/sevenio
 # seven.io writes zone-less times; its examples match Berlin local time.
 DEFAULT_ZONE = "Europe/Berlin"
+ZONE_SETTING = "SEVENIO_TIMEZONE"
 SIGNATURE_MAX_AGE = 300  # seconds, as seven.io's own verifier allows
 
 STATUSES = {

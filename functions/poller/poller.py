@@ -1,0 +1,25 @@
+"""Scheduled every minute: polls the providers for every due message (see dlrwatch.poller)."""
+
+from dataclasses import asdict
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dlrwatch.config import Settings
+from dlrwatch.domain.times import utcnow
+from dlrwatch.observability import logger, metrics
+from dlrwatch.poller import Poller
+from dlrwatch.store import Store
+
+# Time kept back from the Lambda timeout for the writes of the last calls in flight.
+SAFETY_SECONDS = 15
+
+settings = Settings.from_env()
+poller = Poller(Store(settings.table_name, retention=settings.retention), settings, clock=utcnow)
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    remaining = context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS
+    summary = poller.run(budget_seconds=max(min(settings.poll_budget_seconds, remaining), 0))
+    return {**asdict(summary), "calls": dict(summary.calls), "stopped": sorted(summary.stopped)}

@@ -1,0 +1,189 @@
+"""One poll run: read the due messages, ask each provider about them in batches, settle every message.
+
+Settling a message is one of: apply a polled report together with the next poll time (one write); move the
+next poll (one write, conditioned on the due time read, so an overlapping run cannot move it twice); retry
+soon after a provider fault without using up the schedule; or give up after the last poll (``unknown``,
+final). Messages the run did not reach stay due, untouched, for the next run.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import ModuleType
+
+from dlrwatch.config import Settings
+from dlrwatch.credentials import secret
+from dlrwatch.domain.report import Report
+from dlrwatch.domain.times import from_iso, iso
+from dlrwatch.observability import count, gauge, logger
+from dlrwatch.providers import PROVIDERS
+from dlrwatch.providers.base import PollConfig, ProviderError
+from dlrwatch.pull import fetch, session
+from dlrwatch.store import DueMessage, NextPoll, Outcome, Store
+
+RETRY_MIN = timedelta(seconds=60)
+RETRY_JITTER = timedelta(seconds=120)
+
+
+@dataclass
+class RunSummary:
+    due: int = 0
+    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    settled: int = 0
+    retried: int = 0
+    given_up: int = 0
+    left_due: int = 0
+    stopped: set[str] = field(default_factory=set)  # providers stopped for the run (authentication)
+
+
+class Poller:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        secrets: Callable[[str], str | None] = secret,
+        clock: Callable[[], datetime],
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.secrets = secrets
+        self.clock = clock
+        self.monotonic = monotonic
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
+        self.sessions = {name: session(module.POLL_CONCURRENCY) for name, module in PROVIDERS.items()}
+        self._lock = threading.Lock()
+
+    def run(self, budget_seconds: float) -> RunSummary:
+        deadline = self.monotonic() + budget_seconds
+        now = self.clock()
+        summary = RunSummary()
+        by_provider: dict[str, list[DueMessage]] = defaultdict(list)
+        for message in self._due(now):
+            by_provider[message.provider].append(message)
+            summary.due += 1
+        self._report_backlog(by_provider, now)
+        with ThreadPoolExecutor(max_workers=max(len(by_provider), 1), thread_name_prefix="provider") as pool:
+            for name, messages in by_provider.items():
+                pool.submit(self._poll_provider, name, messages, now, deadline, summary)
+        logger.info(
+            "poll run",
+            extra={
+                "due": summary.due,
+                "calls": dict(summary.calls),
+                "settled": summary.settled,
+                "retried": summary.retried,
+                "given_up": summary.given_up,
+                "left_due": summary.left_due,
+                "stopped": sorted(summary.stopped),
+            },
+        )
+        return summary
+
+    def _due(self, now: datetime) -> Iterable[DueMessage]:
+        per_shard = max(self.settings.max_due_per_run // self.settings.due_shards, 1)
+        for shard in range(self.settings.due_shards):
+            for n, message in enumerate(self.store.due(str(shard), now)):
+                if n >= per_shard:
+                    break
+                yield message
+
+    def _report_backlog(self, by_provider: dict[str, list[DueMessage]], now: datetime) -> None:
+        oldest = min((m.due_at for ms in by_provider.values() for m in ms), default=None)
+        age = (now - from_iso(oldest)).total_seconds() if oldest else 0.0
+        gauge("OldestDueAgeSeconds", max(age, 0.0))
+
+    def _poll_provider(
+        self, name: str, messages: list[DueMessage], now: datetime, deadline: float, summary: RunSummary
+    ) -> None:
+        module = PROVIDERS.get(name)
+        config = self._config(module) if module else None
+        if module is None or config is None:
+            logger.error("cannot poll: provider unknown or credentials missing", extra={"provider": name})
+            count("ProviderErrors", provider=name, kind="not_configured")
+            self._stop(name, summary, len(messages))
+            return
+        by_id = {m.message_id: m for m in messages}
+        stop = threading.Event()
+
+        def poll_group(ids: list[str]) -> None:
+            if stop.is_set() or self.monotonic() >= deadline:
+                with self._lock:
+                    summary.left_due += len(ids)
+                return
+            with self._lock:
+                summary.calls[name] += 1
+            count("Polls", provider=name)
+            try:
+                answers = fetch(module, self.sessions[name], config, ids)
+            except ProviderError as error:
+                count("ProviderErrors", provider=name, kind=error.kind)
+                if error.auth:
+                    stop.set()
+                    count("ProviderAuthFailures", provider=name)
+                    self._stop(name, summary, len(ids))
+                    return
+                if error.transient:
+                    for mid in ids:
+                        self._retry_soon(by_id[mid], now, error.retry_after, summary)
+                    return
+                answers = dict.fromkeys(ids)  # a request the provider will never answer: use up the poll
+            for mid in ids:
+                self._settle(by_id[mid], answers.get(mid), now, summary)
+
+        with ThreadPoolExecutor(max_workers=module.POLL_CONCURRENCY, thread_name_prefix=name) as pool:
+            list(pool.map(poll_group, module.poll_groups(list(by_id))))
+
+    def _config(self, module: ModuleType) -> PollConfig | None:
+        credentials = {key: self.secrets(key) for key in module.CREDENTIALS}
+        if not all(credentials.values()):
+            return None
+        return PollConfig(
+            base_url=self.settings.provider_urls.get(module.NAME) or module.DEFAULT_URL,
+            credentials={k: v for k, v in credentials.items() if v},
+            zone=self.settings.zone_of(module.NAME),
+            timeout=(min(self.settings.provider_timeout / 3, 3.0), self.settings.provider_timeout),
+        )
+
+    def _settle(self, message: DueMessage, report: Report | None, now: datetime, summary: RunSummary) -> None:
+        upcoming = self.settings.schedule.next_poll(message.sent_at, now)
+        next_poll = NextPoll(iso(upcoming[1]), upcoming[0]) if upcoming else None
+        if report is not None:
+            count("PollResults", provider=message.provider, status=str(report.status))
+            result = self.store.apply(report, now, next_poll=None if report.final else next_poll)
+            if report.final or (result.outcome is Outcome.APPLIED and next_poll is not None):
+                self._count(summary, "settled")
+                return
+        if next_poll is not None:
+            self.store.reschedule(message, next_poll)
+            self._count(summary, "settled")
+            return
+        give_up = Report.give_up(
+            message.provider, message.message_id, self.settings.schedule.give_up_at(message.sent_at)
+        )
+        if self.store.apply(give_up, now).outcome is Outcome.APPLIED:
+            count("GivenUp", provider=message.provider)
+            self._count(summary, "given_up")
+
+    def _retry_soon(self, message: DueMessage, now: datetime, retry_after: float | None, summary: RunSummary) -> None:
+        wait = max(RETRY_MIN, timedelta(seconds=retry_after or 0)) + RETRY_JITTER * self.rng.random()
+        if self.store.reschedule(message, NextPoll(iso(now + wait), message.poll_attempt)):
+            self._count(summary, "retried")
+
+    def _stop(self, name: str, summary: RunSummary, left: int) -> None:
+        with self._lock:
+            summary.stopped.add(name)
+            summary.left_due += left
+
+    def _count(self, summary: RunSummary, attribute: str) -> None:
+        with self._lock:
+            setattr(summary, attribute, getattr(summary, attribute) + 1)

@@ -1,0 +1,1 @@
+"""Running dlrwatch on one machine: provider stand-ins, simulators and the local stack."""

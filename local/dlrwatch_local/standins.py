@@ -1,0 +1,226 @@
+"""The providers' status APIs on one loopback HTTP server: seven.io, BulkSMS EAPI and BulkSMS JSON.
+
+They answer like the real ones (see the provider notes) from state the caller sets, and misbehave on demand:
+``fail(provider, kind, times)`` makes the next calls slow, 5xx, 429, garbage, partial, or refuse the
+credentials. Every call is counted, with the ids it asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+FAULTS = ("slow", "5xx", "429", "garbage", "partial", "auth", "eapi22")
+
+SEVENIO_KEY = "standin-sevenio-key"
+EAPI_USER, EAPI_PASSWORD = "standin-user", "standin-password"
+TOKEN_ID, TOKEN_SECRET = "standin-token-id", "standin-token-secret"
+
+
+@dataclass
+class StandInState:
+    # seven.io: msg_id -> (status, status_time "YYYY-MM-DD HH:MM:SS.fff" Berlin time) or None (no report yet)
+    sevenio: dict[str, tuple[str, str] | None] = field(default_factory=dict)
+    sevenio_legacy_text: bool = False
+    # EAPI: batch_id -> msisdn -> (code, completed_time "yy-MM-dd HH:mm:ss" or "")
+    eapi: dict[str, dict[str, tuple[str, str]]] = field(default_factory=lambda: defaultdict(dict))
+    # JSON API: id -> (status type, subtype or None)
+    bulksms: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    faults: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
+    calls: Counter[str] = field(default_factory=Counter)
+    asked: dict[str, list[list[str]]] = field(default_factory=lambda: defaultdict(list))
+    slow_seconds: float = 1.5
+
+
+class ProviderStandIns:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = StandInState()
+        self._lock = threading.Lock()
+        handler = type("Handler", (_Handler,), {"standins": self})
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, name="standins", daemon=True)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def __enter__(self) -> ProviderStandIns:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """The environment that points dlrwatch's poller here."""
+        return {
+            "SEVENIO_API_URL": f"{self.base_url}/sevenio/api",
+            "BULKSMS_EAPI_URL": f"{self.base_url}/eapi",
+            "BULKSMS_API_URL": f"{self.base_url}/bulksms/v1",
+        }
+
+    @staticmethod
+    def credentials() -> dict[str, str]:
+        return {
+            "SEVENIO_API_KEY": SEVENIO_KEY,
+            "BULKSMS_USERNAME": EAPI_USER,
+            "BULKSMS_PASSWORD": EAPI_PASSWORD,
+            "BULKSMS_TOKEN_ID": TOKEN_ID,
+            "BULKSMS_TOKEN_SECRET": TOKEN_SECRET,
+        }
+
+    # -- control --------------------------------------------------------------------------------------
+
+    def fail(self, provider: str, kind: str, times: int = 1) -> None:
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; one of {FAULTS}")
+        with self._lock:
+            self.state.faults[provider].extend([kind] * times)
+
+    def _next_fault(self, provider: str) -> str | None:
+        with self._lock:
+            queue = self.state.faults[provider]
+            return queue.popleft() if queue else None
+
+    def _count(self, provider: str, ids: list[str]) -> None:
+        with self._lock:
+            self.state.calls[provider] += 1
+            self.state.asked[provider].append(ids)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    standins: ProviderStandIns
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read counters, not access logs."""
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/sevenio/api/status":
+            self._sevenio(parse_qs(url.query))
+        elif url.path.startswith("/bulksms/v1/messages/"):
+            self._bulksms(unquote(url.path.rsplit("/", 1)[-1]))
+        else:
+            self._send(404, "not found")
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        form = parse_qs(self.rfile.read(length).decode())
+        if url.path == "/eapi/status_reports/get_report/2/2.0":
+            self._eapi(form)
+        else:
+            self._send(404, "not found")
+
+    # -- protocols ------------------------------------------------------------------------------------
+
+    def _sevenio(self, query: dict[str, list[str]]) -> None:
+        ids = [i for i in (query.get("msg_id") or [""])[0].split(",") if i]
+        self.standins._count("sevenio", ids)
+        state = self.standins.state
+        if self._fault("sevenio", authorized=self.headers.get("X-Api-Key") == SEVENIO_KEY):
+            return
+        if state.sevenio_legacy_text and len(ids) == 1:
+            found = state.sevenio.get(ids[0])
+            self._send(200, f"{found[0]}\n{found[1]}" if found else "", "text/plain")
+            return
+        rows = []
+        for i in ids:
+            found = state.sevenio.get(i)
+            rows.append({"id": i, "status": found[0] if found else None, "status_time": found[1] if found else None})
+        if self._partial:
+            rows = [*rows[: len(rows) // 2], {"id": None}, {"status": "DELIVERED"}, "junk"]
+        self._send(200, json.dumps(rows), "application/json")
+
+    def _eapi(self, form: dict[str, list[str]]) -> None:
+        batch = (form.get("batch_id") or [""])[0]
+        self.standins._count("bulksms-eapi", [batch])
+        authorized = (form.get("username") or [""])[0] == EAPI_USER and (form.get("password") or [""])[
+            0
+        ] == EAPI_PASSWORD
+        if self._fault("bulksms-eapi", authorized=authorized):
+            return
+        rows = [f"{msisdn}|{code}|{at}" for msisdn, (code, at) in self.standins.state.eapi.get(batch, {}).items()]
+        if self._partial:
+            rows = [*rows[: len(rows) // 2], "447700900999", "|11", "447700900998|eleven"]
+        self._send(200, "0|Returns to follow\n\n" + "\n".join(rows) + "\n", "text/plain")
+
+    def _bulksms(self, message_id: str) -> None:
+        self.standins._count("bulksms", [message_id])
+        expected = base64.b64encode(f"{TOKEN_ID}:{TOKEN_SECRET}".encode()).decode()
+        if self._fault("bulksms", authorized=self.headers.get("Authorization") == f"Basic {expected}"):
+            return
+        found = self.standins.state.bulksms.get(message_id)
+        if found is None:
+            self._send(404, json.dumps({"status": 404, "title": "Not Found"}), "application/problem+json")
+            return
+        kind, subtype = found
+        body = {
+            "id": message_id,
+            "type": "SENT",
+            "to": "+27820000001",
+            "status": {"id": f"{kind}.{subtype}", "type": kind, "subtype": subtype},
+        }
+        self._send(200, json.dumps(body), "application/json")
+
+    # -- faults ---------------------------------------------------------------------------------------
+
+    _partial = False
+
+    def _fault(self, provider: str, *, authorized: bool) -> bool:
+        """Answer the next queued fault, if any; True when the request has been answered."""
+        self._partial = False
+        fault = self.standins._next_fault(provider)
+        eapi = provider == "bulksms-eapi"
+        if fault == "auth" or not authorized:
+            if eapi:
+                self._send(200, "23|invalid credentials", "text/plain")
+            else:
+                self._send(401, "unauthorized")
+            return True
+        if fault == "slow":
+            time.sleep(self.standins.state.slow_seconds)
+        elif fault == "5xx":
+            self._send(503, "service unavailable")
+            return True
+        elif fault == "429":
+            self._send(429, "slow down", headers={"Retry-After": "90"})
+            return True
+        elif fault == "garbage":
+            self._send(200, "<html><body>maintenance</body></html>", "text/html")
+            return True
+        elif fault == "eapi22":
+            self._send(200, "22|Internal error", "text/plain")
+            return True
+        elif fault == "partial":
+            self._partial = True
+        return False
+
+    def _send(
+        self, code: int, body: str, content_type: str = "text/plain", headers: dict[str, str] | None = None
+    ) -> None:
+        data = body.encode()
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test): nothing to answer
