@@ -25,8 +25,8 @@ def json_response(status: int, body: dict[str, Any]) -> Response[str]:
     return Response(status_code=status, content_type="application/json", body=json.dumps(body))
 
 
-def push_request(event: APIGatewayProxyEventV2, max_body_bytes: int) -> PushRequest:
-    """The provider's request as parsing needs it. The body's size is checked before it is decoded."""
+def request_body(event: APIGatewayProxyEventV2, max_body_bytes: int) -> bytes:
+    """The request body, decoded; its size is checked before and after decoding."""
     raw = event.get("body") or ""
     if len(raw) > max_body_bytes * 4 // 3 + 4:
         raise_too_large(max_body_bytes)
@@ -39,6 +39,12 @@ def push_request(event: APIGatewayProxyEventV2, max_body_bytes: int) -> PushRequ
         body = raw.encode()
     if len(body) > max_body_bytes:
         raise_too_large(max_body_bytes)
+    return body
+
+
+def push_request(event: APIGatewayProxyEventV2, max_body_bytes: int) -> PushRequest:
+    """The provider's request as parsing needs it."""
+    body = request_body(event, max_body_bytes)
     context = event.request_context
     query = event.raw_query_string
     return PushRequest(

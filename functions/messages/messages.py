@@ -1,0 +1,33 @@
+"""Sender API (AWS IAM): ``POST /messages`` registers sent messages, ``GET /messages/{provider}/{id}`` reads one."""
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dlrwatch.config import Settings
+from dlrwatch.domain.times import utcnow
+from dlrwatch.http import json_response, register_error_answers, request_body
+from dlrwatch.messages import MessageService
+from dlrwatch.observability import logger, metrics
+from dlrwatch.store import Store
+
+settings = Settings.from_env()
+service = MessageService(Store(settings.table_name, retention=settings.retention), settings, utcnow)
+app = APIGatewayHttpResolver()
+register_error_answers(app)
+
+
+@app.post("/messages")
+def register() -> Response[str]:
+    return json_response(200, service.register(request_body(app.current_event, 1024 * 1024)))
+
+
+@app.get("/messages/<provider>/<message_id>")
+def read(provider: str, message_id: str) -> Response[str]:
+    logger.set_correlation_id(message_id)
+    return json_response(200, service.read(provider, message_id))
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)
