@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import ModuleType
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from dlrwatch.config import Settings
 from dlrwatch.credentials import secret
 from dlrwatch.domain.report import Report
@@ -101,6 +103,7 @@ class Poller:
         oldest = min((m.due_at for ms in by_provider.values() for m in ms), default=None)
         age = (now - from_iso(oldest)).total_seconds() if oldest else 0.0
         gauge("OldestDueAgeSeconds", max(age, 0.0))
+        gauge("DueMessages", sum(len(ms) for ms in by_provider.values()), MetricUnit.Count)
 
     def _poll_provider(
         self, name: str, messages: list[DueMessage], now: datetime, deadline: float, summary: RunSummary
@@ -129,7 +132,8 @@ class Poller:
                 count("ProviderErrors", provider=name, kind=error.kind)
                 if error.auth:
                     stop.set()
-                    count("ProviderAuthFailures", provider=name)
+                    count("ProviderAuthFailures")  # one alarm for every provider; the log names it
+                    logger.error("provider refused our credentials", extra={"provider": name, "kind": error.kind})
                     self._stop(name, summary, len(ids))
                     return
                 if error.transient:

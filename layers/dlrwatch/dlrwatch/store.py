@@ -74,6 +74,15 @@ class DueMessage:
     due_at: str
 
 
+class WrittenBy(StrEnum):
+    """Which kind of write last touched an item: lets the stream's consumers skip bookkeeping writes
+    (the publisher's event source mapping filters on it) without comparing old and new images."""
+
+    REPORT = "report"
+    REGISTRATION = "registration"
+    SCHEDULE = "schedule"
+
+
 class Registered(StrEnum):
     REGISTERED = "registered"
     ALREADY_REGISTERED = "already registered"
@@ -172,6 +181,7 @@ class Store:
             "prec = :prec",
             "#source = :source",
             "updated_at = :now",
+            "written_by = :written_by",
             f"history = {history_expr}",
         ]
         values: dict[str, Any] = {
@@ -184,6 +194,7 @@ class Store:
             ":prec": report.key,
             ":source": str(report.source),
             ":now": iso(now),
+            ":written_by": WrittenBy.REPORT,
         }
         expression = ""
         if report.final:
@@ -257,13 +268,14 @@ class Store:
             ":sent_at": iso(sent_at),
             ":recipient": recipient,
             ":now": iso(now),
+            ":written_by": WrittenBy.REGISTRATION,
             ":pending": str(Status.PENDING),
             ":false": False,
             ":pending_key": PENDING_KEY,
         }
         registration = (
             "SET #provider = :provider, message_id = :message_id, sent_at = :sent_at, recipient = :recipient, "
-            "registered_at = :now, #status = if_not_exists(#status, :pending), "
+            "registered_at = :now, written_by = :written_by, #status = if_not_exists(#status, :pending), "
             "#final = if_not_exists(#final, :false), prec = if_not_exists(prec, :pending_key)"
         )
         names = {"#provider": "provider", "#status": "status", "#final": "final"}
@@ -301,10 +313,15 @@ class Store:
             self._conditional_update(
                 message.provider,
                 message.message_id,
-                UpdateExpression="SET due_at = :due_at, poll_attempt = :attempt",
+                UpdateExpression="SET due_at = :due_at, poll_attempt = :attempt, written_by = :written_by",
                 ConditionExpression="due_at = :seen",
                 ExpressionAttributeValues=to_dynamo(
-                    {":due_at": next_poll.due_at, ":attempt": next_poll.attempt, ":seen": message.due_at}
+                    {
+                        ":due_at": next_poll.due_at,
+                        ":attempt": next_poll.attempt,
+                        ":seen": message.due_at,
+                        ":written_by": WrittenBy.SCHEDULE,
+                    }
                 ),
             )
         except _ConditionFailed:
