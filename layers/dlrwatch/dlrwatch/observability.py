@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-logger = Logger()
-metrics = Metrics()
+# The service and namespace are part of the operations contract (alarms, dashboard): the environment may
+# override them, but they never fall back to Powertools' "service_undefined".
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "dlrwatch"
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "dlrwatch"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 def count(name: str, value: float = 1, **dimensions: str) -> None:
@@ -14,7 +21,7 @@ def count(name: str, value: float = 1, **dimensions: str) -> None:
     if not dimensions:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         return
-    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
         for key, dim in dimensions.items():
             metric.add_dimension(name=key, value=dim)
 
