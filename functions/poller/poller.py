@@ -1,7 +1,5 @@
 """Scheduled every minute: polls the providers for every due message (see dlrwatch.poller)."""
 
-from dataclasses import asdict
-
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dlrwatch.config import Settings
@@ -22,4 +20,4 @@ poller = Poller(Store(settings.table_name, retention=settings.retention), settin
 def handler(event: dict, context: LambdaContext) -> dict:
     remaining = context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS
     summary = poller.run(budget_seconds=max(min(settings.poll_budget_seconds, remaining), 0))
-    return {**asdict(summary), "calls": dict(summary.calls), "stopped": sorted(summary.stopped)}
+    return summary.as_dict()

@@ -392,3 +392,26 @@ def test_overlapping_runs_never_double_apply_a_result(
         assert [h["status"] for h in polled["history"]] == ["sent"], "applied once"
         assert (polled["poll_attempt"], polled["due_at"]) == (1, "2026-11-22T10:30:00.000Z")
         assert polled["source"] == str(Source.POLL)
+
+
+def test_the_scheduled_handler_runs_a_poll_and_answers_its_summary(
+    store: Store, poller: Poller, standins: ProviderStandIns, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import poller as function
+    from support.lambda_context import FakeContext
+
+    register(store, "sevenio", "7500")
+    standins.state.sevenio["7500"] = ("DELIVERED", berlin(SENT_AT + timedelta(minutes=2)))
+    clock.now = SENT_AT + timedelta(minutes=6)
+    monkeypatch.setattr(function, "poller", poller)
+    answer = function.handler({"source": "aws.scheduler"}, FakeContext(remaining_ms=90_000))
+    assert json.loads(json.dumps(answer)) == {
+        "due": 1,
+        "calls": {"sevenio": 1},
+        "settled": 1,
+        "retried": 0,
+        "given_up": 0,
+        "left_due": 0,
+        "stopped": [],
+    }
+    assert item(store, "sevenio", "7500")["status"] == "delivered"

@@ -12,12 +12,17 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "dlrwatch"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "dlrwatch"
 
+# Powertools' own switch (POWERTOOLS_METRICS_DISABLED), honoured by single metrics too; the local stack sets it.
+DISABLED = os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() in ("1", "true")
+
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 def count(name: str, value: float = 1, **dimensions: str) -> None:
     """One metric point with its own dimensions (e.g. provider and status), beside the function's metrics."""
+    if DISABLED:
+        return
     if not dimensions:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         return

@@ -44,6 +44,17 @@ class RunSummary:
     left_due: int = 0
     stopped: set[str] = field(default_factory=set)  # providers stopped for the run (authentication)
 
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "due": self.due,
+            "calls": dict(self.calls),
+            "settled": self.settled,
+            "retried": self.retried,
+            "given_up": self.given_up,
+            "left_due": self.left_due,
+            "stopped": sorted(self.stopped),
+        }
+
 
 class Poller:
     def __init__(
