@@ -373,24 +373,28 @@ def test_a_run_cut_short_by_its_budget_loses_nothing_and_the_next_run_finishes(
     assert {item(store, "sevenio", mid)["status"] for mid in ids} == {"delivered"}
 
 
-def test_overlapping_runs_never_double_apply_a_result(
-    store: Store, settings: Settings, standins: ProviderStandIns, clock: Clock
+def test_a_run_that_read_the_same_due_items_as_another_never_double_applies(
+    store: Store, settings: Settings, standins: ProviderStandIns, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Two overlapping runs: the second settles messages the first has already settled, from a stale read.
+
+    (The truly concurrent case needs DynamoDB's own per-item atomicity: tests/integration runs it there.)
+    """
     ids = [str(7400 + n) for n in range(60)]
     for mid in ids:
         register(store, "sevenio", mid)
         standins.state.sevenio[mid] = ("TRANSMITTED", berlin(SENT_AT + timedelta(minutes=1)))
     clock.now = SENT_AT + timedelta(minutes=6)
-    runs = [Poller(store, settings, secrets=ProviderStandIns.credentials().get, clock=clock) for _ in range(2)]
-    threads = [threading.Thread(target=run.run, args=(30,)) for run in runs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    stale = [m for shard in range(SHARDS) for m in store.due(str(shard), clock.now)]
+    first, second = (Poller(store, settings, secrets=ProviderStandIns.credentials().get, clock=clock) for _ in "ab")
+    assert first.run(budget_seconds=30).settled == len(ids)
+    monkeypatch.setattr(second, "_due", lambda now: iter(stale))
+    clock.now += timedelta(seconds=20)
+    second.run(budget_seconds=30)
     for mid in ids:
         polled = item(store, "sevenio", mid)
         assert [h["status"] for h in polled["history"]] == ["sent"], "applied once"
-        assert (polled["poll_attempt"], polled["due_at"]) == (1, "2026-11-22T10:30:00.000Z")
+        assert (polled["poll_attempt"], polled["due_at"]) == (1, "2026-11-22T10:30:00.000Z"), "moved once"
         assert polled["source"] == str(Source.POLL)
 
 

@@ -143,6 +143,13 @@ def test_two_different_finals_resolve_to_the_later_time_and_are_flagged(store: S
     assert state(store)[:3] == ("delivered", True, "DELIVERED")
 
 
+def test_a_later_report_of_the_same_final_status_is_no_conflict(store: Store) -> None:
+    store.apply(DELIVERED, NOW)
+    later = report(Status.DELIVERED, "DELIVERED", 11)
+    result = store.apply(later, NOW)
+    assert (result.outcome, result.previous_status, result.conflicting_final) == (Outcome.APPLIED, "delivered", False)
+
+
 def test_a_late_real_final_beats_our_give_up(store: Store) -> None:
     registered(store)
     store.apply(Report.give_up("sevenio", "77149843739", SENT_AT + timedelta(days=5)), NOW)

@@ -21,7 +21,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlrwatch.domain.report import PENDING_KEY, Report, Tier
+from dlrwatch.domain.report import PENDING_KEY, Report, Tier, key_status
 from dlrwatch.domain.status import Status
 from dlrwatch.domain.times import from_iso, iso
 from dlrwatch.errors import StorageUnavailable
@@ -137,10 +137,10 @@ class Store:
             stored_key = stored.get("prec")
             if stored_key is not None and stored_key >= report.key:
                 outcome = Outcome.DUPLICATE if stored_key == report.key else Outcome.STALE
-                return WriteResult(outcome, stored.get("status"), _conflict(stored, report))
+                return WriteResult(outcome, _previous(stored), _conflict(stored, report))
             # It outranks the stored report, but the history is full: keep its newest entries.
             old = self._apply_trimmed(report, now, stored, next_poll)
-        return WriteResult(Outcome.APPLIED, old.get("status"), _conflict(old, report))
+        return WriteResult(Outcome.APPLIED, _previous(old), _conflict(old, report))
 
     def _apply_trimmed(
         self, report: Report, now: datetime, stored: dict[str, Any], next_poll: NextPoll | None
@@ -403,11 +403,17 @@ class _ConditionFailed(Exception):
         self.item = item
 
 
+def _previous(stored: dict[str, Any]) -> str | None:
+    """The status the item held before this write, read from its precedence key: the key changes with every
+    applied report, so it is always among the old values DynamoDB returns, while an unchanged status may not be."""
+    key = stored.get("prec")
+    return str(key_status(key)[1]) if key else None
+
+
 def _conflict(stored: dict[str, Any], report: Report) -> bool:
     """Whether the stored status and ``report`` are two different provider finals."""
-    stored_key = stored.get("prec") or ""
-    return (
-        report.tier is Tier.PROVIDER_FINAL
-        and stored_key.startswith(f"{Tier.PROVIDER_FINAL:d}|")
-        and stored.get("status") != str(report.status)
-    )
+    key = stored.get("prec")
+    if not key or report.tier is not Tier.PROVIDER_FINAL:
+        return False
+    tier, status = key_status(key)
+    return tier is Tier.PROVIDER_FINAL and status is not report.status

@@ -84,6 +84,15 @@ class Report:
 PENDING_KEY = f"{Tier.NON_FINAL:d}|{0:014d}|{Status.PENDING.rank:02d}|"
 
 
+_BY_RANK = {status.rank: status for status in Status}
+
+
+def key_status(key: str) -> tuple[Tier, Status]:
+    """The tier and normalized status a stored precedence key was made from (ranks are unique per status)."""
+    tier, _, rank, _ = key.split("|", 3)
+    return Tier(int(tier)), _BY_RANK[int(rank)]
+
+
 def supersedes(candidate: str, stored: str | None) -> bool:
     """Whether a report with key ``candidate`` replaces the stored one (the store's write condition)."""
     return stored is None or stored < candidate
