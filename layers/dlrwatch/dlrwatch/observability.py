@@ -20,16 +20,20 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 def count(name: str, value: float = 1, **dimensions: str) -> None:
-    """One metric point with its own dimensions (e.g. provider and status), beside the function's metrics."""
+    """One count, with its own dimensions (e.g. provider and status) beside the function's ``service``."""
+    measure(name, value, MetricUnit.Count, **dimensions)
+
+
+def gauge(name: str, value: float, unit: MetricUnit = MetricUnit.Seconds, **dimensions: str) -> None:
+    measure(name, value, unit, **dimensions)
+
+
+def measure(name: str, value: float, unit: MetricUnit, **dimensions: str) -> None:
     if DISABLED:
         return
     if not dimensions:
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        metrics.add_metric(name=name, unit=unit, value=value)
         return
-    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
+    with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
         for key, dim in dimensions.items():
             metric.add_dimension(name=key, value=dim)
-
-
-def gauge(name: str, value: float, unit: MetricUnit = MetricUnit.Seconds) -> None:
-    metrics.add_metric(name=name, unit=unit, value=value)
