@@ -1,0 +1,488 @@
+"""What template.yaml promises: least-privilege roles, the publisher's stream source, alarms, exports, log groups."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.template import template
+
+from dlrwatch.store import NONCE_PREFIX, WrittenBy
+
+TABLE_ARN = {"Fn::GetAtt": ["Table", "Arn"]}
+DUE_INDEX_ARN = {"Fn::Sub": "${Table.Arn}/index/due"}
+SECRET_PARAMETERS = {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SecretsPath}/*"}
+SECRETS = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPath}/*"}
+READ_SECRETS = [("ssm:GetParameter", SECRET_PARAMETERS), ("secretsmanager:GetSecretValue", SECRETS)]
+
+# What each function's code calls, and on what: nothing more may be granted.
+GRANTS: dict[str, list[tuple[str, Any]]] = {
+    # store.apply (UpdateItem), webhook nonces (PutItem, DeleteItem), secrets.
+    "CallbackFunction": [
+        ("dynamodb:UpdateItem", TABLE_ARN),
+        ("dynamodb:PutItem", TABLE_ARN),
+        ("dynamodb:DeleteItem", TABLE_ARN),
+        *READ_SECRETS,
+    ],
+    # store.register (UpdateItem), store.get (GetItem).
+    "MessagesFunction": [("dynamodb:UpdateItem", TABLE_ARN), ("dynamodb:GetItem", TABLE_ARN)],
+    # store.due (Query on the due index), store.apply and store.reschedule (UpdateItem), provider credentials.
+    "PollerFunction": [("dynamodb:Query", DUE_INDEX_ARN), ("dynamodb:UpdateItem", TABLE_ARN), *READ_SECRETS],
+    # The stream read and the on-failure queue are granted by SAM from the DynamoDB event.
+    "PublisherFunction": [("events:PutEvents", {"Fn::GetAtt": ["EventBus", "Arn"]})],
+}
+# AWS gives these actions no resource-level permissions: "*" is the only possible resource.
+STAR_ONLY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+SERVICE = "dlrwatch"
+ROOT = Path(__file__).resolve().parents[2]
+LAYER_CODE = ROOT / "layers" / "dlrwatch" / "dlrwatch"
+
+
+def resources(kind: str | None = None) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = template()["Resources"]
+    return {name: r for name, r in found.items() if kind is None or r["Type"] == kind}
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    return resources("AWS::Serverless::Function")
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def statements(function: str) -> list[dict[str, Any]]:
+    found = []
+    for policy in functions()[function]["Properties"].get("Policies", []):
+        # Inline statements only: a managed policy or SAM policy template would grant what this file cannot see.
+        assert isinstance(policy, dict), f"{function}: {policy!r} is not an inline statement"
+        assert set(policy) == {"Statement"}, f"{function}: {sorted(policy)} is not an inline statement"
+        found += policy["Statement"]
+    return found
+
+
+def grants(function: str) -> set[tuple[str, str]]:
+    found = set()
+    for statement in statements(function):
+        assert statement["Effect"] == "Allow"
+        assert not {"NotAction", "NotResource"} & statement.keys()
+        for action in as_list(statement["Action"]):
+            for resource in as_list(statement["Resource"]):
+                found.add((action, canonical(resource)))
+    return found
+
+
+# -- IAM ----------------------------------------------------------------------------------------------
+
+
+def test_every_function_has_its_grants_declared_here() -> None:
+    assert set(functions()) == set(GRANTS)
+
+
+@pytest.mark.parametrize("function", sorted(GRANTS))
+def test_function_may_do_exactly_what_its_code_does(function: str) -> None:
+    assert grants(function) == {(action, canonical(resource)) for action, resource in GRANTS[function]}
+
+
+@pytest.mark.parametrize("function", sorted(GRANTS))
+def test_function_role_is_generated_from_its_statements(function: str) -> None:
+    properties = functions()[function]["Properties"]
+    assert "Role" not in properties
+    assert "PermissionsBoundary" not in properties
+
+
+def identity_statements() -> list[dict[str, Any]]:
+    """Every permission statement given to a principal of this stack (resource policies such as a key's excluded)."""
+    found = [s for name in functions() for s in statements(name)]
+    for resource in resources().values():
+        properties = resource.get("Properties", {})
+        if resource["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
+            found += properties["PolicyDocument"]["Statement"]
+        if resource["Type"] == "AWS::IAM::Role":
+            found += [s for p in properties.get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+    return found
+
+
+def test_no_wildcard_actions_and_no_star_resources_except_xray() -> None:
+    for statement in identity_statements():
+        actions = as_list(statement["Action"])
+        assert not [a for a in actions if "*" in a], statement
+        if "*" in as_list(statement["Resource"]):
+            assert set(actions) <= STAR_ONLY_ACTIONS, statement
+
+
+def test_both_secret_stores_stay_readable() -> None:
+    assert set(template()["Parameters"]["SecretsStore"]["AllowedValues"]) == {"ssm", "secretsmanager"}
+    for function in ("CallbackFunction", "PollerFunction"):
+        assert {a for a, _ in grants(function)} >= {"ssm:GetParameter", "secretsmanager:GetSecretValue"}
+
+
+# -- the publisher's stream source ---------------------------------------------------------------------
+
+
+def stream_source() -> dict[str, Any]:
+    events = functions()["PublisherFunction"]["Properties"]["Events"]
+    [source] = [e["Properties"] for e in events.values() if e["Type"] == "DynamoDB"]
+    return source
+
+
+def test_publisher_reads_the_table_stream_from_its_start() -> None:
+    source = stream_source()
+    assert source["Stream"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
+    assert source["StartingPosition"] == "TRIM_HORIZON"
+    assert source["BatchSize"] == 100
+    assert source["MaximumBatchingWindowInSeconds"] == 1
+
+
+def test_publisher_failures_are_isolated_bounded_and_kept() -> None:
+    source = stream_source()
+    assert source["BisectBatchOnFunctionError"] is True
+    assert source["MaximumRetryAttempts"] == 5
+    assert source["MaximumRecordAgeInSeconds"] == 86400
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # Type SQS is what makes SAM grant sqs:SendMessage on that queue, and on nothing else.
+    assert source["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["PublisherFailureQueue", "Arn"]},
+    }
+
+
+def test_publisher_writes_to_its_own_bus() -> None:
+    publisher = functions()["PublisherFunction"]["Properties"]
+    assert publisher["Environment"]["Variables"]["EVENT_BUS_NAME"] == {"Ref": "EventBus"}
+    bus = resources()["EventBus"]
+    assert bus["Type"] == "AWS::Events::EventBus"
+    assert bus["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-status"}
+
+
+def test_publisher_failure_queue_is_encrypted_and_keeps_two_weeks() -> None:
+    queue = resources()["PublisherFailureQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    """The part of the event-pattern syntax the filter uses: nested keys, and lists of exact string values."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(k in value and matches(p, value[k]) for k, p in pattern.items())
+    assert isinstance(pattern, list), f"not a list of values: {pattern!r}"
+    assert all(isinstance(v, str) for v in pattern), f"only exact values are evaluated here: {pattern!r}"
+    return value in pattern
+
+
+def admitted(record: dict[str, Any]) -> bool:
+    filters = stream_source()["FilterCriteria"]["Filters"]
+    return any(matches(json.loads(f["Pattern"]), record) for f in filters)
+
+
+def stream_record(name: str, new: dict[str, Any] | None = None, old: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A DynamoDB stream record as the event source mapping sees it."""
+    image = new or old or {}
+    data: dict[str, Any] = {
+        "Keys": {"pk": image.get("pk", {"S": "sevenio#77149843739"})},
+        "SequenceNumber": "4421584500000000017450439091",
+        "SizeBytes": 256,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if new is not None:
+        data["NewImage"] = new
+    if old is not None:
+        data["OldImage"] = old
+    record = {"eventID": "c4ca4238a0b9", "eventName": name, "eventSource": "aws:dynamodb", "dynamodb": data}
+    if name == "REMOVE" and new is None:
+        record["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    return record
+
+
+def message(written_by: str, status: str = "delivered") -> dict[str, Any]:
+    return {
+        "pk": {"S": "sevenio#77149843739"},
+        "provider": {"S": "sevenio"},
+        "message_id": {"S": "77149843739"},
+        "status": {"S": status},
+        "final": {"BOOL": status == "delivered"},
+        "written_by": {"S": written_by},
+    }
+
+
+def test_report_before_registration_invokes_the_publisher() -> None:
+    assert admitted(stream_record("INSERT", new=message(WrittenBy.REPORT)))
+
+
+def test_report_changing_a_status_invokes_the_publisher() -> None:
+    assert admitted(stream_record("MODIFY", new=message(WrittenBy.REPORT), old=message(WrittenBy.REGISTRATION, "sent")))
+
+
+def test_registration_invokes_the_publisher() -> None:
+    assert admitted(stream_record("INSERT", new=message(WrittenBy.REGISTRATION, "pending")))
+    assert admitted(stream_record("MODIFY", new=message(WrittenBy.REGISTRATION), old=message(WrittenBy.REPORT)))
+
+
+def test_poll_reschedule_never_invokes_the_publisher() -> None:
+    assert not admitted(stream_record("MODIFY", new=message(WrittenBy.SCHEDULE, "sent"), old=message(WrittenBy.REPORT)))
+
+
+def test_webhook_nonce_never_invokes_the_publisher() -> None:
+    nonce = {"pk": {"S": f"{NONCE_PREFIX}sevenio#3f2a9c"}, "expires_at": {"N": "1795000000"}}
+    assert not admitted(stream_record("INSERT", new=nonce))
+    assert not admitted(stream_record("MODIFY", new=nonce, old=nonce))
+
+
+def test_ttl_expiry_never_invokes_the_publisher() -> None:
+    assert not admitted(stream_record("REMOVE", old=message(WrittenBy.REPORT)))
+
+
+def test_filter_decides_every_kind_of_write() -> None:
+    # A new kind of write must be placed on one side of the filter on purpose.
+    assert set(WrittenBy) == {WrittenBy.REPORT, WrittenBy.REGISTRATION, WrittenBy.SCHEDULE}
+
+
+# -- alarms -------------------------------------------------------------------------------------------
+
+
+def alarms() -> dict[str, dict[str, Any]]:
+    return {name: r["Properties"] for name, r in resources("AWS::CloudWatch::Alarm").items()}
+
+
+def dimensions(alarm: dict[str, Any]) -> dict[str, str]:
+    return {d["Name"]: canonical(d["Value"]) for d in alarm.get("Dimensions", [])}
+
+
+def alarm_on(namespace: str, metric: str, **dims: Any) -> dict[str, Any]:
+    wanted = {k: canonical(v) for k, v in dims.items()}
+    found = [
+        a
+        for a in alarms().values()
+        if a.get("Namespace") == namespace and a.get("MetricName") == metric and dimensions(a) == wanted
+    ]
+    assert len(found) == 1, f"{len(found)} alarms on {namespace} {metric} {dims}"
+    return found[0]
+
+
+def fires_at(alarm: dict[str, Any], value: float) -> bool:
+    compare = {
+        "GreaterThanOrEqualToThreshold": value >= alarm["Threshold"],
+        "GreaterThanThreshold": value > alarm["Threshold"],
+    }
+    return compare[alarm["ComparisonOperator"]]
+
+
+def test_every_alarm_notifies_the_alarm_topic() -> None:
+    assert alarms()
+    for name, alarm in alarms().items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["OKActions"] == [{"Ref": "AlarmTopic"}], name
+
+
+def test_alarm_email_subscription_only_when_an_address_is_given() -> None:
+    assert template()["Parameters"]["AlarmEmail"]["Default"] == ""
+    assert template()["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    [subscription] = resources("AWS::SNS::Subscription").values()
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+    assert subscription["Properties"]["TopicArn"] == {"Ref": "AlarmTopic"}
+
+
+def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use() -> None:
+    # With the AWS managed key alias/aws/sns, CloudWatch cannot publish and every notification is lost.
+    topic = resources()["AlarmTopic"]
+    assert topic["Type"] == "AWS::SNS::Topic"
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = resources()["AlarmTopicKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    [grant] = [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert set(grant["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+
+
+def test_callback_5xx_alarm() -> None:
+    alarm = alarm_on("AWS/ApiGateway", "5xx", ApiId={"Ref": "HttpApi"})
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
+    assert fires_at(alarm, 1)
+    assert not fires_at(alarm, 0)
+
+
+@pytest.mark.parametrize("metric", ["ProviderAuthFailures", "StorageFailures"])
+def test_any_failure_counted_by_the_code_alarms_within_5_minutes(metric: str) -> None:
+    alarm = alarm_on(SERVICE, metric, service=SERVICE)
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
+    assert fires_at(alarm, 1)
+    assert not fires_at(alarm, 0)
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_oldest_due_age_alarms_when_polling_lags_or_stops() -> None:
+    alarm = alarm_on(SERVICE, "OldestDueAgeSeconds", service=SERVICE)
+    assert (alarm["Statistic"], alarm["Period"]) == ("Maximum", 300)
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 3
+    assert fires_at(alarm, 901)
+    assert not fires_at(alarm, 900)
+    # Every run reports the age (0 when nothing is due): no data means the poller is not running.
+    assert alarm["TreatMissingData"] == "breaching"
+
+
+def test_publisher_alarms_on_errors_and_iterator_age() -> None:
+    publisher = {"Ref": "PublisherFunction"}
+    errors = alarm_on("AWS/Lambda", "Errors", FunctionName=publisher)
+    assert (errors["Statistic"], errors["Period"]) == ("Sum", 300)
+    assert fires_at(errors, 1)
+    age = alarm_on("AWS/Lambda", "IteratorAge", FunctionName=publisher)
+    assert age["Statistic"] == "Maximum"
+    assert fires_at(age, 300_001)
+    assert not fires_at(age, 300_000)
+
+
+@pytest.mark.parametrize("function", ["CallbackFunction", "MessagesFunction", "PollerFunction"])
+def test_function_errors_alarm(function: str) -> None:
+    alarm = alarm_on("AWS/Lambda", "Errors", FunctionName={"Ref": function})
+    assert (alarm["Statistic"], alarm["Period"]) == ("Sum", 300)
+    assert fires_at(alarm, 1)
+
+
+def test_every_failure_queue_has_a_depth_alarm() -> None:
+    destinations = [
+        event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        for function in functions().values()
+        for event in function["Properties"].get("Events", {}).values()
+        if "DestinationConfig" in event.get("Properties", {})
+    ]
+    queues = set(resources("AWS::SQS::Queue"))
+    assert destinations
+    assert set(destinations) <= queues
+    for queue in queues:
+        alarm = alarm_on(
+            "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName={"Fn::GetAtt": [queue, "QueueName"]}
+        )
+        assert fires_at(alarm, 1)
+        assert not fires_at(alarm, 0)
+
+
+def test_custom_metric_alarms_watch_what_the_code_emits() -> None:
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == SERVICE
+    assert variables["POWERTOOLS_SERVICE_NAME"] == SERVICE
+    code = "\n".join(path.read_text() for path in LAYER_CODE.rglob("*.py"))
+    custom = [a for a in alarms().values() if a["Namespace"] == SERVICE]
+    assert custom
+    for alarm in custom:
+        assert f'"{alarm["MetricName"]}"' in code, alarm["MetricName"]
+        assert dimensions(alarm) == {"service": canonical(SERVICE)}
+
+
+# -- stream ARN for other stacks, outputs --------------------------------------------------------------
+
+
+def test_stream_arn_is_published_in_ssm() -> None:
+    parameter = resources()["TableStreamArnParameter"]
+    assert parameter["Type"] == "AWS::SSM::Parameter"
+    assert parameter["Properties"]["Type"] == "String"
+    assert parameter["Properties"]["Name"] == {"Fn::Sub": "/dlrwatch/${Environment}/table-stream-arn"}
+    assert parameter["Properties"]["Value"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
+
+
+def test_outputs_other_stacks_rely_on() -> None:
+    outputs = template()["Outputs"]
+    assert outputs["TableStreamArn"]["Value"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
+    assert outputs["TableStreamArn"]["Export"]["Name"] == {"Fn::Sub": "${AWS::StackName}-TableStreamArn"}
+    assert outputs["EventBusName"]["Value"] == {"Ref": "EventBus"}
+    assert outputs["EventBusArn"]["Value"] == {"Fn::GetAtt": ["EventBus", "Arn"]}
+    assert outputs["PublisherFailureQueueUrl"]["Value"] == {"Ref": "PublisherFailureQueue"}
+
+
+# -- logs, table, API, code ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function", sorted(GRANTS))
+def test_function_has_a_log_group_with_retention(function: str) -> None:
+    name = {"Fn::Sub": f"/aws/lambda/${{{function}}}"}
+    groups = [
+        g["Properties"] for g in resources("AWS::Logs::LogGroup").values() if g["Properties"]["LogGroupName"] == name
+    ]
+    assert len(groups) == 1
+    assert groups[0]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_table_is_protected_outside_the_default_environment() -> None:
+    assert template()["Conditions"]["IsProtected"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "Environment"}, "default"]}]}
+    table = resources()["Table"]["Properties"]
+    assert table["DeletionProtectionEnabled"] == {"Fn::If": ["IsProtected", True, False]}
+    assert table["PointInTimeRecoverySpecification"] == {
+        "PointInTimeRecoveryEnabled": {"Fn::If": ["IsProtected", True, False]}
+    }
+
+
+def test_api_is_throttled() -> None:
+    settings = resources()["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    assert settings["ThrottlingBurstLimit"] > 0
+    assert settings["ThrottlingRateLimit"] > 0
+
+
+@pytest.mark.parametrize("function", sorted(GRANTS))
+def test_function_handler_exists_on_disk(function: str) -> None:
+    properties = functions()[function]["Properties"]
+    module, name = properties["Handler"].rsplit(".", 1)
+    path = ROOT / properties["CodeUri"] / f"{module}.py"
+    assert path.is_file(), path
+    tree = ast.parse(path.read_text())
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    assert name in defined, f"{path} defines no {name}"
+
+
+# -- dashboard -----------------------------------------------------------------------------------------
+
+
+def dashboard() -> dict[str, Any]:
+    """The dashboard body with its ${...} references checked and replaced by placeholders."""
+    [resource] = resources("AWS::CloudWatch::Dashboard").values()
+    body = resource["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert isinstance(body, str)
+    for reference in re.findall(r"\$\{([^}!]+)\}", body):
+        assert reference.startswith("AWS::") or reference.split(".")[0] in resources(), reference
+    loaded: dict[str, Any] = json.loads(re.sub(r"\$\{[^}!]+\}", "placeholder", body))
+    return loaded
+
+
+def test_dashboard_body_is_valid_json_with_a_region_on_every_metric_widget() -> None:
+    widgets = dashboard()["widgets"]
+    assert widgets
+    for widget in widgets:
+        assert widget["type"] in {"metric", "text"}
+        if widget["type"] == "metric":
+            assert widget["properties"]["region"] == "placeholder"
+            assert widget["properties"]["metrics"]
+
+
+def test_dashboard_shows_what_operators_read() -> None:
+    text = json.dumps(dashboard())
+    for metric in (
+        "Reports",
+        "StatusChanges",
+        "FinalStatuses",
+        "TimeToFinalSeconds",
+        "DueMessages",
+        "OldestDueAgeSeconds",
+        "ProviderErrors",
+    ):
+        assert metric in text, metric
+    for api_metric in ("Count", "4xx", "5xx", "Latency"):
+        assert f'["AWS/ApiGateway", "{api_metric}", "ApiId"' in text, api_metric
+    assert "'p50'" in text
+    assert "'p95'" in text
+
+
+def test_dashboard_computes_the_share_of_finals_learned_by_polling() -> None:
+    metrics = [m for w in dashboard()["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]]
+    expressions = {m[0]["id"]: m[0]["expression"] for m in metrics if isinstance(m[0], dict)}
+    assert 'MetricName="FinalStatuses" source="poll"' in expressions["poll"]
+    assert 'MetricName="FinalStatuses" source="push"' in expressions["push"]
+    assert re.search(r"poll.*/.*push.*\+.*poll", expressions["share"])
+    notes = [w["properties"]["markdown"] for w in dashboard()["widgets"] if w["type"] == "text"]
+    assert any("misconfigured or failing" in note for note in notes)
