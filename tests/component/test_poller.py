@@ -419,3 +419,38 @@ def test_the_scheduled_handler_runs_a_poll_and_answers_its_summary(
         "stopped": [],
     }
     assert item(store, "sevenio", "7500")["status"] == "delivered"
+
+
+def test_a_storage_failure_during_a_run_fails_the_run_and_leaves_the_messages_due(
+    store: Store, poller: Poller, standins: ProviderStandIns, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dlrwatch.errors import StorageUnavailable
+
+    register(store, "sevenio", "7600")
+    standins.state.sevenio["7600"] = ("DELIVERED", berlin(SENT_AT + timedelta(minutes=2)))
+    clock.now = SENT_AT + timedelta(minutes=6)
+
+    def unavailable(*_: Any, **__: Any) -> Any:
+        raise StorageUnavailable("simulated")
+
+    monkeypatch.setattr(store, "apply", unavailable)
+    with pytest.raises(StorageUnavailable):
+        poller.run(budget_seconds=30)
+    monkeypatch.undo()
+    waiting = item(store, "sevenio", "7600")
+    assert (waiting["status"], waiting["due_at"]) == ("pending", "2026-11-22T10:05:00.000Z")
+
+
+def test_missing_credentials_stop_the_provider_like_refused_ones(
+    store: Store, settings: Settings, standins: ProviderStandIns, clock: Clock
+) -> None:
+    from dlrwatch.observability import metrics
+
+    metrics.clear_metrics()
+    register(store, "bulksms", "9800")
+    without = {k: v for k, v in ProviderStandIns.credentials().items() if not k.startswith("BULKSMS_TOKEN")}
+    poller = Poller(store, settings, secrets=without.get, clock=clock)
+    clock.now = SENT_AT + timedelta(minutes=6)
+    assert poller.run(budget_seconds=30).stopped == {"bulksms"}
+    assert standins.state.calls["bulksms"] == 0
+    assert "ProviderAuthFailures" in metrics.metric_set, "the alarm's metric is raised"

@@ -86,20 +86,15 @@ class Poller:
             summary.due += 1
         self._report_backlog(by_provider, now)
         with ThreadPoolExecutor(max_workers=max(len(by_provider), 1), thread_name_prefix="provider") as pool:
-            for name, messages in by_provider.items():
-                pool.submit(self._poll_provider, name, messages, now, deadline, summary)
-        logger.info(
-            "poll run",
-            extra={
-                "due": summary.due,
-                "calls": dict(summary.calls),
-                "settled": summary.settled,
-                "retried": summary.retried,
-                "given_up": summary.given_up,
-                "left_due": summary.left_due,
-                "stopped": sorted(summary.stopped),
-            },
-        )
+            runs = [pool.submit(self._poll_provider, n, ms, now, deadline, summary) for n, ms in by_provider.items()]
+        # A provider's run that failed (storage down, say) fails the invocation, so the error alarm sees it;
+        # its messages stay due for the next run. The other providers' runs have completed.
+        errors = [error for run in runs if (error := run.exception()) is not None]
+        for error in errors:
+            logger.error("poll run of a provider failed", exc_info=error)
+        logger.info("poll run", extra=summary.as_dict())
+        if errors:
+            raise errors[0]
         return summary
 
     def _due(self, now: datetime) -> Iterable[DueMessage]:
@@ -124,6 +119,7 @@ class Poller:
         if module is None or config is None:
             logger.error("cannot poll: provider unknown or credentials missing", extra={"provider": name})
             count("ProviderErrors", provider=name, kind="not_configured")
+            count("ProviderAuthFailures")  # missing credentials are refused credentials, for the alarm
             self._stop(name, summary, len(messages))
             return
         by_id = {m.message_id: m for m in messages}

@@ -3,8 +3,9 @@
 Item layout (one item per message, ``pk = "{provider}#{message_id}"``; docs/decisions.md says why):
 status fields (``status``, ``final``, ``provider_status``, ``status_at``, ``source``), the precedence key of the
 report they came from (``prec``), a bounded ``history``, registration fields (``sent_at``, ``recipient``), the
-due-index fields present only while the message needs polling (``due_shard``, ``due_at``, ``poll_attempt``)
-and, once final, the TTL ``expires_at``.
+due-index keys present only while the message needs polling (``due_shard``, ``due_at``), the number of its next
+poll (``poll_attempt``, left as it was once final), the kind of the last write (``written_by``) and, once final,
+the TTL ``expires_at``. docs/schema.md documents each attribute for the stream's consumers.
 """
 
 from __future__ import annotations
