@@ -1,5 +1,7 @@
 """Provider callbacks: ``GET|POST /callbacks/{channel}`` (seven.io, BulkSMS). Parsing and rules live in dlrwatch."""
 
+from typing import Any
+
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,5 +26,5 @@ def receive(channel: str) -> Response[str]:
 # The event is never logged: its query string carries the callback token.
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

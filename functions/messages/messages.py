@@ -1,5 +1,7 @@
 """Sender API (AWS IAM): ``POST /messages`` registers sent messages, ``GET /messages/{provider}/{id}`` reads one."""
 
+from typing import Any
+
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -29,5 +31,5 @@ def read(provider: str, message_id: str) -> Response[str]:
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

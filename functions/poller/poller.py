@@ -1,5 +1,7 @@
 """Scheduled every minute: polls the providers for every due message (see dlrwatch.poller)."""
 
+from typing import Any
+
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dlrwatch.config import Settings
@@ -17,7 +19,7 @@ poller = Poller(Store(settings.table_name, retention=settings.retention), settin
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     remaining = context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS
     summary = poller.run(budget_seconds=max(min(settings.poll_budget_seconds, remaining), 0))
     return summary.as_dict()

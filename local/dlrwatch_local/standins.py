@@ -138,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
             found = state.sevenio.get(ids[0])
             self._send(200, f"{found[0]}\n{found[1]}" if found else "", "text/plain")
             return
-        rows = []
+        rows: list[Any] = []
         for i in ids:
             found = state.sevenio.get(i)
             rows.append({"id": i, "status": found[0] if found else None, "status_time": found[1] if found else None})

@@ -1,4 +1,4 @@
-"""template.yaml, read with CloudFormation's short tags: the one definition the tests build tables from."""
+"""template.yaml, read with CloudFormation's short tags: the one definition local tables and routes come from."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # local/dlrwatch_local/template.py -> the repository
 TEMPLATE = ROOT / "template.yaml"
 
 
@@ -24,12 +24,14 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any
             value = value.split(".", 1)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{suffix}", node.start_mark)
     return {name: value}
 
 
-CloudFormationLoader.add_multi_constructor("!", _tag)
+CloudFormationLoader.add_multi_constructor("!", _tag)  # type: ignore[no-untyped-call]
 
 
 @cache
