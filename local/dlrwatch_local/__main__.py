@@ -1,0 +1,86 @@
+"""``make run``: the whole system on loopback, and (unless ``SIMULATE=0``) simulated providers driving it.
+
+Reads the same variables as the deployed functions (``TABLE_NAME``, ``POLL_SCHEDULE``, ``SEVENIO_API_URL``, the
+secrets ...) plus ``API_PORT`` (3000), ``POLL_INTERVAL`` (seconds, 60), ``SIMULATE`` (1), ``DYNAMODB``
+(``moto`` or ``local``), ``SIM_MESSAGES`` (60) and ``EVENTS_FILE``. Stops cleanly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from dlrwatch_local.stack import DEFAULT_TOKEN, LocalStack, Options
+from dlrwatch_local.standins import ProviderStandIns
+
+# With simulated providers, a schedule of seconds instead of days, so a whole run fits in a minute or two.
+SIMULATED_SCHEDULE = "3s,6s,10s,15s,25s"
+SIMULATED_POLL_INTERVAL = "1"
+
+
+def main() -> int:
+    simulate = os.environ.get("SIMULATE", "1") != "0"
+    standins = None
+    if simulate:
+        standins = ProviderStandIns().__enter__()
+        for name, value in {**standins.urls, **ProviderStandIns.credentials()}.items():
+            os.environ[name] = value  # the simulated providers replace the real ones entirely
+        os.environ.setdefault("POLL_SCHEDULE", SIMULATED_SCHEDULE)
+        os.environ.setdefault("POLL_INTERVAL", SIMULATED_POLL_INTERVAL)
+    options = Options.from_env()
+    events_seen = 0
+
+    def show(detail: dict[str, Any]) -> None:
+        nonlocal events_seen
+        events_seen += 1
+        if not simulate:
+            print("status event " + json.dumps(detail, sort_keys=True), flush=True)
+
+    started = time.monotonic()
+    stack = LocalStack(options, on_event=show)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stack.start()
+        api_url = f"http://127.0.0.1:{stack.api.port}"
+        print(f"dlrwatch serving on {api_url} in {time.monotonic() - started:.1f}s", flush=True)
+        print(
+            f"  DynamoDB: {options.dynamodb} at {os.environ['AWS_ENDPOINT_URL_DYNAMODB']}, table {options.table_name}"
+        )
+        print(f"  poller every {options.poll_interval:g}s, schedule {os.environ.get('POLL_SCHEDULE') or 'default'}")
+        print(f"  status events: {options.events_file}")
+        token_note = "the default local token" if os.environ["CALLBACK_TOKEN"] == DEFAULT_TOKEN else "CALLBACK_TOKEN"
+        print(f"  callbacks: {api_url}/callbacks/sevenio?token=... and /callbacks/bulksms ({token_note})")
+        print("  Ctrl-C to stop", flush=True)
+        if simulate and standins is not None:
+            from dlrwatch_local.simulate import Simulation
+
+            simulation = Simulation(
+                api_url, standins, os.environ["CALLBACK_TOKEN"], messages=int(os.environ.get("SIM_MESSAGES") or 60)
+            )
+
+            def count_event(detail: dict[str, Any]) -> None:
+                simulation.status_events += 1
+
+            stack.on_event = count_event
+            simulation.run()
+            print("simulation done; still serving (Ctrl-C to stop)", flush=True)
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping ...", flush=True)
+        stack.stop()
+        if standins is not None:
+            standins.__exit__(None, None, None)
+        print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

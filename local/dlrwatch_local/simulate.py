@@ -1,0 +1,321 @@
+"""Simulated providers and a simulated sender, with the faults of the real world.
+
+Each simulated message has a fate drawn from a seeded random generator: the statuses the provider will
+report and when, and what happens to each push on its way to dlrwatch (lost, duplicated, reordered, late,
+ahead of the registration, sent with a wrong secret). The providers' status APIs (the stand-ins) answer with
+the truth as it stands at the moment they are asked, so whatever a push loses, polling must find.
+
+The run ends with a table: messages by final status, finals learned by push vs by poll, provider calls per
+message, and lost messages, those whose final status in dlrwatch is not the provider's truth (must be 0).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+
+from dlrwatch.providers import PROVIDERS
+from dlrwatch_local.standins import ProviderStandIns
+
+# Raw journeys per provider: the statuses reported on the way, then the final one (None: never final).
+JOURNEYS: dict[str, tuple[tuple[str, ...], tuple[tuple[str | None, float], ...]]] = {
+    "sevenio": (
+        ("ACCEPTED", "TRANSMITTED", "BUFFERED"),
+        (("DELIVERED", 0.75), ("NOTDELIVERED", 0.07), ("EXPIRED", 0.05), ("REJECTED", 0.05), (None, 0.08)),
+    ),
+    "bulksms-eapi": (("10", "12", "40"), (("11", 0.75), ("51", 0.07), ("53", 0.05), ("32", 0.05), (None, 0.08))),
+    "bulksms": (
+        ("SENT",),
+        (
+            ("DELIVERED", 0.78),
+            ("FAILED.HANDSET_ERROR", 0.07),
+            ("FAILED.EXPIRED", 0.05),
+            ("FAILED.BLOCKED", 0.02),
+            (None, 0.08),
+        ),
+    ),
+}
+FAULTS = ("lost", "duplicated", "reordered", "late", "before_registration", "wrong_secret")
+
+
+@dataclass
+class Step:
+    at: float  # seconds after sending
+    raw: str
+    happened: datetime | None = None  # when the provider learned it: every push of it carries this time
+
+
+@dataclass
+class Fate:
+    provider: str
+    message_id: str
+    recipient: str
+    steps: list[Step]
+    final: str | None  # the final raw status, or None if the provider never learns one
+    faults: set[str] = field(default_factory=set)
+    sent_at: datetime | None = None
+
+    @property
+    def expected(self) -> str:
+        """The status dlrwatch must end with: the provider's final, or our give-up."""
+        return str(PROVIDERS[self.provider].normalize(self.final)) if self.final else "unknown"
+
+
+def draw_fates(count: int, rng: random.Random) -> list[Fate]:
+    fates = []
+    for n in range(count):
+        provider = ("sevenio", "bulksms-eapi", "bulksms")[n % 3]
+        recipient = f"4917{rng.randrange(10**7, 10**8)}"
+        message_id = {
+            "sevenio": str(77_100_000_000 + n),
+            "bulksms-eapi": f"{9_000 + n // 9}:{recipient}",  # a batch per nine messages
+            "bulksms": str(1_400_000_000 + n),
+        }[provider]
+        on_the_way, finals = JOURNEYS[provider]
+        final = rng.choices([f for f, _ in finals], weights=[w for _, w in finals])[0]
+        steps, at = [], 0.0
+        for raw in on_the_way[: rng.randint(1, len(on_the_way))]:
+            at += rng.uniform(0.2, 1.5)
+            steps.append(Step(at, raw))
+        if final:
+            steps.append(Step(at + rng.uniform(0.5, 4.0), final))
+        faults = {fault for fault in FAULTS if rng.random() < 0.12}
+        fates.append(Fate(provider, message_id, recipient, steps, final, faults))
+    return fates
+
+
+def _berlin(moment: datetime) -> str:
+    # Berlin in winter (UTC+1), as seven.io writes its times; the simulation runs in real time.
+    return (moment + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _sast(moment: datetime) -> str:
+    return (moment + timedelta(hours=2)).strftime("%y-%m-%d %H:%M:%S")
+
+
+class Simulation:
+    def __init__(
+        self,
+        api_url: str,
+        standins: ProviderStandIns,
+        token: str,
+        *,
+        messages: int = 60,
+        seed: int = 7,
+        spread: float = 10.0,
+        out: Any = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.standins = standins
+        self.token = token
+        self.rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not secrecy
+        self.fates = draw_fates(messages, self.rng)
+        self.spread = spread
+        self.out = out or sys.stdout
+        self.queue: list[tuple[float, int, Any]] = []
+        self.counter = 0
+        self.pushes = Counter[str]()
+        self.status_events = 0
+        self._lock = threading.Lock()
+        self.http = requests.Session()
+
+    # -- the timeline ---------------------------------------------------------------------------------------
+
+    def _at(self, when: float, action: Any) -> None:
+        with self._lock:
+            self.counter += 1
+            heapq.heappush(self.queue, (when, self.counter, action))
+
+    def plan(self, start: float) -> None:
+        for n, fate in enumerate(self.fates):
+            sent = start + self.spread * n / max(len(self.fates), 1)
+            self._at(sent, lambda f=fate: self._send(f))
+            for step in fate.steps:  # the provider's truth, in the order it happens
+                self._at(sent + step.at, lambda f=fate, s=step: self._truth(f, s))
+            pushes = [(sent + step.at + 0.05, step) for step in fate.steps]
+            if "reordered" in fate.faults and len(pushes) > 1:  # the report before the last arrives after it
+                pushes[-2] = (pushes[-1][0] + 0.5, pushes[-2][1])
+            if "lost" in fate.faults:
+                pushes.pop()  # the last push never arrives: polling must find it
+            if "late" in fate.faults and pushes:
+                pushes[-1] = (pushes[-1][0] + self.rng.uniform(5, 15), pushes[-1][1])
+            copies = 2 if "duplicated" in fate.faults else 1
+            for when, step in pushes:
+                for copy in range(copies):
+                    self._at(when + copy * 0.3, lambda f=fate, s=step: self._push(f, s))
+            # The sender registers right after sending, or, for some, only after the provider's first report.
+            registration = sent + (fate.steps[0].at + 0.5 if "before_registration" in fate.faults else 0.0)
+            self._at(registration, lambda f=fate: self._register(f))
+
+    def run(self, settle_seconds: float = 120.0) -> dict[str, Any]:
+        start = time.monotonic()
+        self.plan(start + 0.5)
+        last_progress = 0.0
+        deadline = start + settle_seconds
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            while self.queue and self.queue[0][0] <= now:
+                _, _, action = heapq.heappop(self.queue)
+                action()
+            if now - last_progress >= 1.0:
+                last_progress = now
+                states = self.states()
+                self._progress(now - start, states)
+                if not self.queue and all(s.get("final") for s in states.values()):
+                    break
+            time.sleep(0.05)
+        summary = self.summary(self.states())
+        self.print_summary(summary)
+        return summary
+
+    # -- the provider's side ----------------------------------------------------------------------------------
+
+    def _send(self, fate: Fate) -> None:
+        fate.sent_at = datetime.now(UTC)
+        self._truth(fate, None)
+
+    def _truth(self, fate: Fate, step: Step | None) -> None:
+        """What the provider's status API answers from now on."""
+        state = self.standins.state
+        now = datetime.now(UTC)
+        if step is not None:
+            step.happened = now
+        if fate.provider == "sevenio":
+            state.sevenio[fate.message_id] = (step.raw, _berlin(now)) if step else None
+        elif fate.provider == "bulksms-eapi":
+            batch, msisdn = fate.message_id.split(":")
+            state.eapi[batch][msisdn] = (step.raw if step else "0", _sast(now) if step else "")
+        elif step:
+            kind, _, subtype = step.raw.partition(".")
+            state.bulksms[fate.message_id] = (kind, subtype or None)
+
+    def _push(self, fate: Fate, step: Step) -> None:
+        token = "not-the-token" if "wrong_secret" in fate.faults and step is fate.steps[-1] else self.token
+        assert step.happened is not None, "a push follows the provider's truth"
+        now = step.happened
+        if fate.provider == "sevenio":
+            if int(fate.message_id) % 2:
+                query = {"token": token, "msg_id": fate.message_id, "status": step.raw, "timestamp": _berlin(now)}
+                self._call("GET", f"/callbacks/sevenio?{urlencode(query)}")
+            else:
+                body = {
+                    "webhook_event": "dlr",
+                    "data": {"msg_id": fate.message_id, "status": step.raw, "timestamp": _berlin(now)},
+                }
+                self._call("POST", f"/callbacks/sevenio?token={token}", body)
+        elif fate.provider == "bulksms-eapi":
+            batch, msisdn = fate.message_id.split(":")
+            query = {
+                "token": token,
+                "msisdn": msisdn,
+                "batch_id": batch,
+                "status": step.raw,
+                "completed_time": _sast(now),
+            }
+            self._call("GET", f"/callbacks/bulksms?{urlencode(query)}")
+        else:
+            kind, _, subtype = step.raw.partition(".")
+            message = {
+                "id": fate.message_id,
+                "type": "SENT",
+                "to": f"+{fate.recipient}",
+                "status": {"id": f"{kind}.{subtype or 'null'}", "type": kind, "subtype": subtype or None},
+            }
+            self._call("POST", f"/callbacks/bulksms?token={token}", [message])
+
+    # -- the sender's side -------------------------------------------------------------------------------------
+
+    def _register(self, fate: Fate) -> None:
+        assert fate.sent_at is not None
+        body = {
+            "messages": [
+                {
+                    "provider": fate.provider,
+                    "message_id": fate.message_id,
+                    "sent_at": fate.sent_at.isoformat(),
+                    "recipient": f"+{fate.recipient}",
+                }
+            ]
+        }
+        self._call("POST", "/messages", body)
+
+    def _call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        answer = self.http.request(method, f"{self.api_url}{path}", json=body, timeout=10)
+        self.pushes[f"{path.split('?')[0]} {answer.status_code}"] += 1
+        return answer.status_code, answer.json() if answer.content else None
+
+    def states(self) -> dict[str, dict[str, Any]]:
+        found = {}
+        for fate in self.fates:
+            code, body = self._call("GET", f"/messages/{fate.provider}/{fate.message_id}")
+            found[fate.message_id] = body if code == 200 else {}
+        return found
+
+    # -- reporting ---------------------------------------------------------------------------------------------
+
+    def _progress(self, elapsed: float, states: dict[str, dict[str, Any]]) -> None:
+        final = [s for s in states.values() if s.get("final")]
+        by_source = Counter(s.get("source") for s in final)
+        line = (
+            f"[{elapsed:5.1f}s] sent {sum(f.sent_at is not None for f in self.fates)}/{len(self.fates)}  "
+            f"known {sum(bool(s) for s in states.values())}  final {len(final)} "
+            f"(push {by_source['push']}, poll {by_source['poll']}, give-up {by_source['giveup']})  "
+            f"provider calls {sum(self.standins.state.calls.values())}  status events {self.status_events}"
+        )
+        print(line, file=self.out, flush=True)
+
+    def summary(self, states: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        rows: dict[str, Counter[str]] = {}
+        lost = []
+        for fate in self.fates:
+            state = states.get(fate.message_id) or {}
+            status = state.get("status") if state.get("final") else "(not final)"
+            rows.setdefault(str(status), Counter())[str(state.get("source") or "-")] += 1
+            if not state.get("final") or state.get("status") != fate.expected:
+                lost.append(fate.message_id)
+        per_provider = Counter(f.provider for f in self.fates)
+        calls = {p: self.standins.state.calls[p] / n for p, n in per_provider.items()}
+        finals = Counter(str(s.get("source")) for s in states.values() if s.get("final"))
+        return {
+            "messages": len(self.fates),
+            "by_status": rows,
+            "finals_by_source": dict(finals),
+            "provider_calls_per_message": calls,
+            "lost": lost,
+            "pushes": dict(self.pushes),
+        }
+
+    def print_summary(self, summary: dict[str, Any]) -> None:
+        out = self.out
+        print("\nsummary", file=out)
+        print(f"  {'final status':<14}{'push':>6}{'poll':>6}{'give-up':>9}{'total':>7}", file=out)
+        for status, sources in sorted(summary["by_status"].items()):
+            print(
+                f"  {status:<14}{sources['push']:>6}{sources['poll']:>6}{sources['giveup']:>9}"
+                f"{sum(sources.values()):>7}",
+                file=out,
+            )
+        finals = summary["finals_by_source"]
+        total = sum(finals.values()) or 1
+        print(
+            f"  finals learned by push {finals.get('push', 0)} ({100 * finals.get('push', 0) / total:.0f}%), "
+            f"by poll {finals.get('poll', 0)} ({100 * finals.get('poll', 0) / total:.0f}%), "
+            f"given up {finals.get('giveup', 0)}",
+            file=out,
+        )
+        for provider, per in sorted(summary["provider_calls_per_message"].items()):
+            print(f"  provider status calls per message, {provider}: {per:.2f}", file=out)
+        lost = summary["lost"]
+        print(
+            f"  lost messages: {len(lost)} (must be 0)" + (f": {', '.join(lost)}" if lost else ""), file=out, flush=True
+        )
