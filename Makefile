@@ -68,5 +68,8 @@ test-integration: $(BIN)/.installed node_modules/.installed
 test: lint lint-template build $(BIN)/.installed node_modules/.installed
 	$(BIN)/python -m pytest -q
 
+bench: $(BIN)/.installed $(if $(filter local,$(DYNAMODB)),node_modules/.installed)
+	$(BIN)/python benchmarks/bench.py
+
 clean:
 	rm -rf $(VENV) .tools .aws-sam node_modules .local .pytest_cache .mypy_cache .ruff_cache
