@@ -37,7 +37,8 @@ GRANTS: dict[str, list[tuple[str, Any]]] = {
 }
 # AWS gives these actions no resource-level permissions: "*" is the only possible resource.
 STAR_ONLY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-SERVICE = "dlrwatch"
+SERVICE = "dlrwatch"  # the metrics namespace
+STACK = {"Ref": "AWS::StackName"}  # the service dimension: one per stack, so environments sharing an account stay apart
 ROOT = Path(__file__).resolve().parents[2]
 LAYER_CODE = ROOT / "layers" / "dlrwatch" / "dlrwatch"
 
@@ -311,7 +312,7 @@ def test_callback_5xx_alarm() -> None:
 
 @pytest.mark.parametrize("metric", ["ProviderAuthFailures", "StorageFailures"])
 def test_any_failure_counted_by_the_code_alarms_within_5_minutes(metric: str) -> None:
-    alarm = alarm_on(SERVICE, metric, service=SERVICE)
+    alarm = alarm_on(SERVICE, metric, service=STACK)
     assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
     assert fires_at(alarm, 1)
     assert not fires_at(alarm, 0)
@@ -319,7 +320,7 @@ def test_any_failure_counted_by_the_code_alarms_within_5_minutes(metric: str) ->
 
 
 def test_oldest_due_age_alarms_when_polling_lags_or_stops() -> None:
-    alarm = alarm_on(SERVICE, "OldestDueAgeSeconds", service=SERVICE)
+    alarm = alarm_on(SERVICE, "OldestDueAgeSeconds", service=STACK)
     assert (alarm["Statistic"], alarm["Period"]) == ("Maximum", 300)
     assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 3
     assert fires_at(alarm, 901)
@@ -367,13 +368,13 @@ def test_every_failure_queue_has_a_depth_alarm() -> None:
 def test_custom_metric_alarms_watch_what_the_code_emits() -> None:
     variables = template()["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == SERVICE
-    assert variables["POWERTOOLS_SERVICE_NAME"] == SERVICE
+    assert variables["POWERTOOLS_SERVICE_NAME"] == STACK
     code = "\n".join(path.read_text() for path in LAYER_CODE.rglob("*.py"))
     custom = [a for a in alarms().values() if a["Namespace"] == SERVICE]
     assert custom
     for alarm in custom:
         assert f'"{alarm["MetricName"]}"' in code, alarm["MetricName"]
-        assert dimensions(alarm) == {"service": canonical(SERVICE)}
+        assert dimensions(alarm) == {"service": canonical(STACK)}
 
 
 # -- stream ARN for other stacks, outputs --------------------------------------------------------------
@@ -486,3 +487,19 @@ def test_dashboard_computes_the_share_of_finals_learned_by_polling() -> None:
     assert re.search(r"poll.*/.*push.*\+.*poll", expressions["share"])
     notes = [w["properties"]["markdown"] for w in dashboard()["widgets"] if w["type"] == "text"]
     assert any("misconfigured or failing" in note for note in notes)
+
+
+def test_the_dashboard_reads_only_this_stacks_metrics() -> None:
+    """Every custom metric the dashboard shows is filtered to this stack's service, so environments sharing an
+    account each see their own."""
+    [resource] = resources("AWS::CloudWatch::Dashboard").values()
+    body = resource["Properties"]["DashboardBody"]["Fn::Sub"]
+    searches = re.findall(r"SEARCH\('(\{dlrwatch[^']*)'", body)
+    insights = re.findall(r"FROM SCHEMA\(dlrwatch[^\"]*", body)
+    plain = re.findall(r'\["dlrwatch", "\w+", "service", "([^"]+)"', body)
+    assert searches
+    assert insights
+    assert plain
+    assert all('service=\\"${AWS::StackName}\\"' in query for query in searches), searches
+    assert all("WHERE service = '${AWS::StackName}'" in query for query in insights), insights
+    assert set(plain) == {"${AWS::StackName}"}
