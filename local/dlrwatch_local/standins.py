@@ -36,7 +36,7 @@ class StandInState:
     faults: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     calls: Counter[str] = field(default_factory=Counter)
     asked: dict[str, list[list[str]]] = field(default_factory=lambda: defaultdict(list))
-    slow_seconds: float = 1.5
+    slow_seconds: float = 3.0
 
 
 class ProviderStandIns:
