@@ -1,6 +1,7 @@
 """Sender API (AWS IAM): ``POST /messages`` registers sent messages, ``GET /messages/{provider}/{id}`` reads one."""
 
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -25,6 +26,8 @@ def register() -> Response[str]:
 
 @app.get("/messages/<provider>/<message_id>")
 def read(provider: str, message_id: str) -> Response[str]:
+    # Routes match the raw path: an id sent percent-encoded ("123%3A4477...") arrives encoded.
+    message_id = unquote(message_id)
     logger.set_correlation_id(message_id)
     return json_response(200, service.read(provider, message_id))
 

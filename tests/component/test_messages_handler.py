@@ -354,8 +354,10 @@ def test_reading_an_impossible_message_id_answers_404(api: Any) -> None:
     assert "error" in body
 
 
-@pytest.mark.parametrize("written", ["123456789:+447700900123", "123456789:447700900123"])
-def test_a_bulksms_eapi_message_can_be_read_with_or_without_plus(written: str, api: Any) -> None:
+@pytest.mark.parametrize(
+    "written", ["123456789:+447700900123", "123456789:447700900123", "123456789%3A%2B447700900123"]
+)
+def test_a_bulksms_eapi_message_can_be_read_with_or_without_plus_or_percent_encoded(written: str, api: Any) -> None:
     invoke(api, load("messages-register"))
     code, body = invoke(api, read_of("bulksms-eapi", written))
     assert code == 200
