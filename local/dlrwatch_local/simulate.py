@@ -58,11 +58,12 @@ class Step:
 @dataclass
 class Fate:
     provider: str
-    message_id: str
+    group: int  # messages sent in one request (an EAPI batch), else alone
     recipient: str
     steps: list[Step]
     final: str | None  # the final raw status, or None if the provider never learns one
     faults: set[str] = field(default_factory=set)
+    message_id: str = ""  # as the provider's send API answers it
     sent_at: datetime | None = None
 
     @property
@@ -76,11 +77,7 @@ def draw_fates(count: int, rng: random.Random) -> list[Fate]:
     for n in range(count):
         provider = ("sevenio", "bulksms-eapi", "bulksms")[n % 3]
         recipient = f"4917{rng.randrange(10**7, 10**8)}"
-        message_id = {
-            "sevenio": str(77_100_000_000 + n),
-            "bulksms-eapi": f"{9_000 + n // 9}:{recipient}",  # a batch per nine messages
-            "bulksms": str(1_400_000_000 + n),
-        }[provider]
+        group = n // 9 if provider == "bulksms-eapi" else count + n  # EAPI: one batch for every nine messages
         on_the_way, finals = JOURNEYS[provider]
         final = rng.choices([f for f, _ in finals], weights=[w for _, w in finals])[0]
         steps, at = [], 0.0
@@ -90,7 +87,7 @@ def draw_fates(count: int, rng: random.Random) -> list[Fate]:
         if final:
             steps.append(Step(at + rng.uniform(0.5, 4.0), final))
         faults = {fault for fault in FAULTS if rng.random() < 0.12}
-        fates.append(Fate(provider, message_id, recipient, steps, final, faults))
+        fates.append(Fate(provider, group, recipient, steps, final, faults))
     return fates
 
 
@@ -137,9 +134,15 @@ class Simulation:
             heapq.heappush(self.queue, (when, self.counter, action))
 
     def plan(self, start: float) -> None:
+        groups: dict[int, list[Fate]] = {}
+        sent_at: dict[int, float] = {}
         for n, fate in enumerate(self.fates):
-            sent = start + self.spread * n / max(len(self.fates), 1)
-            self._at(sent, lambda f=fate: self._send(f))
+            groups.setdefault(fate.group, []).append(fate)
+            sent_at.setdefault(fate.group, start + self.spread * n / max(len(self.fates), 1))
+        for group, fates in groups.items():
+            self._at(sent_at[group], lambda fs=fates: self._send(fs))
+        for fate in self.fates:
+            sent = sent_at[fate.group]
             for step in fate.steps:  # the provider's truth, in the order it happens
                 self._at(sent + step.at, lambda f=fate, s=step: self._truth(f, s))
             pushes = [(sent + step.at + 0.05, step) for step in fate.steps]
@@ -171,7 +174,7 @@ class Simulation:
                 last_progress = now
                 states = self.states()
                 self._progress(now - start, states)
-                if not self.queue and all(s.get("final") for s in states.values()):
+                if not self.queue and len(states) == len(self.fates) and all(s.get("final") for s in states.values()):
                     break
             time.sleep(0.05)
         summary = self.summary(self.states())
@@ -180,9 +183,42 @@ class Simulation:
 
     # -- the provider's side ----------------------------------------------------------------------------------
 
-    def _send(self, fate: Fate) -> None:
-        fate.sent_at = datetime.now(UTC)
-        self._truth(fate, None)
+    def _send(self, fates: list[Fate]) -> None:
+        """Send through the provider's send API (one request for a batch); its answer names the messages."""
+        provider, urls, credentials = fates[0].provider, self.standins.urls, ProviderStandIns.credentials()
+        to = [f.recipient for f in fates]
+        if provider == "sevenio":
+            answer = self.http.post(
+                f"{urls['SEVENIO_API_URL']}/sms",
+                json={"to": ",".join(to), "text": "hello"},
+                headers={"X-Api-Key": credentials["SEVENIO_API_KEY"]},
+                timeout=10,
+            )
+            ids = [m["id"] for m in answer.json()["messages"]]
+        elif provider == "bulksms-eapi":
+            answer = self.http.post(
+                f"{urls['BULKSMS_EAPI_URL']}/submission/send_sms/2/2.0",
+                data={
+                    "username": credentials["BULKSMS_USERNAME"],
+                    "password": credentials["BULKSMS_PASSWORD"],
+                    "msisdn": ",".join(to),
+                    "message": "hello",
+                },
+                timeout=10,
+            )
+            batch = answer.text.strip().split("|")[2]
+            ids = [f"{batch}:{recipient}" for recipient in to]
+        else:
+            answer = self.http.post(
+                f"{urls['BULKSMS_API_URL']}/messages",
+                json=[{"to": t, "body": "hello"} for t in to],
+                auth=(credentials["BULKSMS_TOKEN_ID"], credentials["BULKSMS_TOKEN_SECRET"]),
+                timeout=10,
+            )
+            ids = [m["id"] for m in answer.json()]
+        now = datetime.now(UTC)
+        for fate, message_id in zip(fates, ids, strict=True):
+            fate.message_id, fate.sent_at = message_id, now
 
     def _truth(self, fate: Fate, step: Step | None) -> None:
         """What the provider's status API answers from now on."""
@@ -255,10 +291,12 @@ class Simulation:
         return answer.status_code, answer.json() if answer.content else None
 
     def states(self) -> dict[str, dict[str, Any]]:
+        """What dlrwatch says of each message sent so far (``{}`` for one it does not know)."""
         found = {}
         for fate in self.fates:
-            code, body = self._call("GET", f"/messages/{fate.provider}/{fate.message_id}")
-            found[fate.message_id] = body if code == 200 else {}
+            if fate.message_id:
+                code, body = self._call("GET", f"/messages/{fate.provider}/{fate.message_id}")
+                found[fate.message_id] = body if code == 200 else {}
         return found
 
     # -- reporting ---------------------------------------------------------------------------------------------

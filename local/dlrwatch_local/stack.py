@@ -170,11 +170,9 @@ class LocalStack:
                 self._local_bus(module)
 
     def _local_bus(self, module: Any) -> None:
-        """Status events go to a JSON-lines file (and to ``on_event``), in place of the EventBridge bus."""
-        from dlrwatch.publisher import JsonLinesSink
-
-        self.options.events_file.parent.mkdir(parents=True, exist_ok=True)
-        file_sink = JsonLinesSink(self.options.events_file)
+        """Status events go to ``EVENTS_FILE`` (the handler's own JSON-lines sink, chosen by the environment set
+        above) in place of the EventBridge bus, and each one is also shown to ``on_event``."""
+        file_sink = module.publisher.sink
         stack = self
 
         class WatchedSink:
@@ -185,7 +183,7 @@ class LocalStack:
                         stack.on_event(json.loads(entry["Detail"]))
                 return failed
 
-        module.sink = WatchedSink()
+        module.publisher.sink = WatchedSink()
 
     def _timeout(self, logical_id: str) -> float:
         props = template()["Resources"][logical_id]["Properties"]

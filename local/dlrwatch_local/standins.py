@@ -1,6 +1,8 @@
-"""The providers' status APIs on one loopback HTTP server: seven.io, BulkSMS EAPI and BulkSMS JSON.
+"""The providers' send and status APIs on one loopback HTTP server: seven.io, BulkSMS EAPI and BulkSMS JSON.
 
-They answer like the real ones (see the provider notes) from state the caller sets, and misbehave on demand:
+Sending answers new message ids (seven.io ``POST /api/sms``, EAPI ``send_sms`` with a batch id, JSON API
+``POST /messages``), with no report yet. Status calls answer like the real ones (see the provider notes) from
+state the caller sets, and misbehave on demand:
 ``fail(provider, kind, times)`` makes the next calls slow, 5xx, 429, garbage, partial, or refuse the
 credentials. Every call is counted, with the ids it asked for.
 """
@@ -37,6 +39,8 @@ class StandInState:
     calls: Counter[str] = field(default_factory=Counter)
     asked: dict[str, list[list[str]]] = field(default_factory=lambda: defaultdict(list))
     slow_seconds: float = 3.0
+    sent: Counter[str] = field(default_factory=Counter)  # messages sent through each provider's send API
+    next_id: int = 77_200_000_000
 
 
 class ProviderStandIns:
@@ -120,11 +124,69 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        form = parse_qs(self.rfile.read(length).decode())
+        raw = self.rfile.read(length).decode()
+        form = parse_qs(raw)
         if url.path == "/eapi/status_reports/get_report/2/2.0":
             self._eapi(form)
+        elif url.path == "/eapi/submission/send_sms/2/2.0":
+            self._eapi_send(form)
+        elif url.path == "/sevenio/api/sms":
+            self._sevenio_send(json.loads(raw or "{}"))
+        elif url.path == "/bulksms/v1/messages":
+            self._bulksms_send(json.loads(raw or "[]"))
         else:
             self._send(404, "not found")
+
+    # -- sending --------------------------------------------------------------------------------------
+
+    def _new_ids(self, provider: str, count: int) -> list[str]:
+        with self.standins._lock:
+            state = self.standins.state
+            first, state.next_id = state.next_id, state.next_id + count
+            state.sent[provider] += count
+        return [str(first + n) for n in range(count)]
+
+    def _sevenio_send(self, body: dict[str, Any]) -> None:
+        if self.headers.get("X-Api-Key") != SEVENIO_KEY:
+            self._send(401, "unauthorized")
+            return
+        recipients = [r for r in str(body.get("to", "")).split(",") if r]
+        ids = self._new_ids("sevenio", len(recipients))
+        for mid in ids:
+            self.standins.state.sevenio[mid] = None
+        messages = [{"id": mid, "recipient": to, "success": True} for mid, to in zip(ids, recipients, strict=True)]
+        self._send(200, json.dumps({"success": "100", "messages": messages}), "application/json")
+
+    def _eapi_send(self, form: dict[str, list[str]]) -> None:
+        if (form.get("username") or [""])[0] != EAPI_USER or (form.get("password") or [""])[0] != EAPI_PASSWORD:
+            self._send(200, "23|invalid credentials", "text/plain")
+            return
+        recipients = [r.lstrip("+") for r in (form.get("msisdn") or [""])[0].split(",") if r]
+        (batch,) = self._new_ids("bulksms-eapi", 1)
+        self.standins.state.sent["bulksms-eapi"] += len(recipients) - 1
+        for msisdn in recipients:
+            self.standins.state.eapi[batch][msisdn] = ("0", "")
+        self._send(200, f"0|IN_PROGRESS|{batch}", "text/plain")
+
+    def _bulksms_send(self, body: Any) -> None:
+        expected = base64.b64encode(f"{TOKEN_ID}:{TOKEN_SECRET}".encode()).decode()
+        if self.headers.get("Authorization") != f"Basic {expected}":
+            self._send(401, "unauthorized")
+            return
+        entries = body if isinstance(body, list) else [body]
+        ids = self._new_ids("bulksms", len(entries))
+        messages = []
+        for mid, entry in zip(ids, entries, strict=True):
+            self.standins.state.bulksms[mid] = ("ACCEPTED", None)
+            messages.append(
+                {
+                    "id": mid,
+                    "type": "SENT",
+                    "to": entry.get("to"),
+                    "status": {"id": "ACCEPTED.null", "type": "ACCEPTED", "subtype": None},
+                }
+            )
+        self._send(201, json.dumps(messages), "application/json")
 
     # -- protocols ------------------------------------------------------------------------------------
 
