@@ -2,7 +2,7 @@
 
 Reads the same variables as the deployed functions (``TABLE_NAME``, ``POLL_SCHEDULE``, ``SEVENIO_API_URL``, the
 secrets ...) plus ``API_PORT`` (3000), ``POLL_INTERVAL`` (seconds, 60), ``SIMULATE`` (1), ``DYNAMODB``
-(``moto`` or ``local``), ``SIM_MESSAGES`` (60) and ``EVENTS_FILE``. Stops cleanly on Ctrl-C.
+(``moto`` or ``local``), ``SIM_MESSAGES`` (60), ``SIM_SEED`` (7) and ``EVENTS_FILE``. Stops cleanly on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -58,10 +58,17 @@ def main() -> int:
         print(f"  callbacks: {api_url}/callbacks/sevenio?token=... and /callbacks/bulksms ({token_note})")
         print("  Ctrl-C to stop", flush=True)
         if simulate and standins is not None:
+            from dlrwatch.domain.schedule import Schedule
             from dlrwatch_local.simulate import Simulation
 
+            schedule = Schedule.parse(os.environ["POLL_SCHEDULE"])
             simulation = Simulation(
-                api_url, standins, os.environ["CALLBACK_TOKEN"], messages=int(os.environ.get("SIM_MESSAGES") or 60)
+                api_url,
+                standins,
+                os.environ["CALLBACK_TOKEN"],
+                messages=int(os.environ.get("SIM_MESSAGES") or 60),
+                seed=int(os.environ.get("SIM_SEED") or 7),
+                horizon=schedule.offsets[-1].total_seconds(),
             )
 
             def count_event(detail: dict[str, Any]) -> None:

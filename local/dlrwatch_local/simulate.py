@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,7 +73,9 @@ class Fate:
         return str(PROVIDERS[self.provider].normalize(self.final)) if self.final else "unknown"
 
 
-def draw_fates(count: int, rng: random.Random) -> list[Fate]:
+def draw_fates(count: int, rng: random.Random, horizon: float = 25.0) -> list[Fate]:
+    """``count`` fates; every provider status happens within 60% of ``horizon`` (the poll schedule's last
+    offset), so that polling can always learn what a lost push did not say."""
     fates = []
     for n in range(count):
         provider = ("sevenio", "bulksms-eapi", "bulksms")[n % 3]
@@ -86,6 +89,9 @@ def draw_fates(count: int, rng: random.Random) -> list[Fate]:
             steps.append(Step(at, raw))
         if final:
             steps.append(Step(at + rng.uniform(0.5, 4.0), final))
+        if steps[-1].at > 0.6 * horizon:
+            scale = 0.6 * horizon / steps[-1].at
+            steps = [Step(step.at * scale, step.raw) for step in steps]
         faults = {fault for fault in FAULTS if rng.random() < 0.12}
         fates.append(Fate(provider, group, recipient, steps, final, faults))
     return fates
@@ -108,6 +114,7 @@ class Simulation:
         token: str,
         *,
         messages: int = 60,
+        horizon: float = 25.0,
         seed: int = 7,
         spread: float = 10.0,
         out: Any = None,
@@ -116,7 +123,7 @@ class Simulation:
         self.standins = standins
         self.token = token
         self.rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not secrecy
-        self.fates = draw_fates(messages, self.rng)
+        self.fates = draw_fates(messages, self.rng, horizon)
         self.spread = spread
         self.out = out or sys.stdout
         self.queue: list[tuple[float, int, Any]] = []
@@ -124,7 +131,9 @@ class Simulation:
         self.pushes = Counter[str]()
         self.status_events = 0
         self._lock = threading.Lock()
+        self._done = threading.Event()
         self.http = requests.Session()
+        self.requests = ThreadPoolExecutor(max_workers=8, thread_name_prefix="push")
 
     # -- the timeline ---------------------------------------------------------------------------------------
 
@@ -155,31 +164,42 @@ class Simulation:
             copies = 2 if "duplicated" in fate.faults else 1
             for when, step in pushes:
                 for copy in range(copies):
-                    self._at(when + copy * 0.3, lambda f=fate, s=step: self._push(f, s))
+                    self._at(when + copy * 0.3, lambda f=fate, s=step: self.requests.submit(self._push, f, s))
             # The sender registers right after sending, or, for some, only after the provider's first report.
             registration = sent + (fate.steps[0].at + 0.5 if "before_registration" in fate.faults else 0.0)
-            self._at(registration, lambda f=fate: self._register(f))
+            self._at(registration, lambda f=fate: self.requests.submit(self._register, f))
 
     def run(self, settle_seconds: float = 120.0) -> dict[str, Any]:
         start = time.monotonic()
         self.plan(start + 0.5)
-        last_progress = 0.0
+        timeline = threading.Thread(target=self._play, args=(start + settle_seconds,), name="timeline", daemon=True)
+        timeline.start()
         deadline = start + settle_seconds
         while time.monotonic() < deadline:
-            now = time.monotonic()
-            while self.queue and self.queue[0][0] <= now:
-                _, _, action = heapq.heappop(self.queue)
-                action()
-            if now - last_progress >= 1.0:
-                last_progress = now
-                states = self.states()
-                self._progress(now - start, states)
-                if not self.queue and len(states) == len(self.fates) and all(s.get("final") for s in states.values()):
-                    break
-            time.sleep(0.05)
+            time.sleep(1.0)
+            states = self.states()
+            self._progress(time.monotonic() - start, states)
+            if not self.queue and len(states) == len(self.fates) and all(s.get("final") for s in states.values()):
+                break
+        self._done.set()
+        timeline.join(timeout=5)
+        self.requests.shutdown(wait=True)
         summary = self.summary(self.states())
         self.print_summary(summary)
         return summary
+
+    def _play(self, deadline: float) -> None:
+        """The providers' timeline, on time: truths change here; pushes and registrations (HTTP calls to
+        dlrwatch) run on a pool, so a slow answer never delays what a provider knows."""
+        while not self._done.is_set() and time.monotonic() < deadline:
+            now = time.monotonic()
+            while True:
+                with self._lock:
+                    if not self.queue or self.queue[0][0] > now:
+                        break
+                    _, _, action = heapq.heappop(self.queue)
+                action()
+            time.sleep(0.02)
 
     # -- the provider's side ----------------------------------------------------------------------------------
 
@@ -320,7 +340,7 @@ class Simulation:
             status = state.get("status") if state.get("final") else "(not final)"
             rows.setdefault(str(status), Counter())[str(state.get("source") or "-")] += 1
             if not state.get("final") or state.get("status") != fate.expected:
-                lost.append(fate.message_id)
+                lost.append(f"{fate.message_id} ({status} here, {fate.expected} at the provider)")
         per_provider = Counter(f.provider for f in self.fates)
         calls = {p: self.standins.state.calls[p] / n for p, n in per_provider.items()}
         finals = Counter(str(s.get("source")) for s in states.values() if s.get("final"))
