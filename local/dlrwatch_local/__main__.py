@@ -27,7 +27,7 @@ def main() -> int:
     simulate = os.environ.get("SIMULATE", "1") != "0"
     standins = None
     if simulate:
-        standins = ProviderStandIns().__enter__()
+        standins = ProviderStandIns().start()
         for name, value in {**standins.urls, **ProviderStandIns.credentials()}.items():
             os.environ[name] = value  # the simulated providers replace the real ones entirely
         os.environ.setdefault("POLL_SCHEDULE", SIMULATED_SCHEDULE)
@@ -84,7 +84,7 @@ def main() -> int:
         print("stopping ...", flush=True)
         stack.stop()
         if standins is not None:
-            standins.__exit__(None, None, None)
+            standins.stop()
         print("stopped", flush=True)
     return 0
 

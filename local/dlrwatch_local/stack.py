@@ -106,8 +106,8 @@ class LocalStack:
             from dlrwatch_local.dynamodb_local import DynamoDBLocal
 
             local = DynamoDBLocal()
-            local.__enter__()
-            self._closers.append(lambda: local.__exit__(None, None, None))
+            local.start()
+            self._closers.append(local.stop)
             return str(local.endpoint_url)
         from moto.server import ThreadedMotoServer
 

@@ -54,13 +54,19 @@ class ProviderStandIns:
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
-    def __enter__(self) -> ProviderStandIns:
+    def start(self) -> ProviderStandIns:
         self._thread.start()
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def __enter__(self) -> ProviderStandIns:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
     @property
     def base_url(self) -> str:
