@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,7 +23,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlrwatch.domain.report import PENDING_KEY, Report, Tier, key_status
+from dlrwatch.domain.report import PENDING_KEY, Report, Tier, key_status, supersedes
 from dlrwatch.domain.status import Status
 from dlrwatch.domain.times import from_iso, iso
 from dlrwatch.errors import StorageUnavailable
@@ -93,6 +94,10 @@ def item_key(provider: str, message_id: str) -> str:
     return f"{provider}#{message_id}"
 
 
+def nonce_key(provider: str, nonce: str) -> str:
+    return f"{NONCE_PREFIX}{provider}#{nonce}"
+
+
 def due_shard(provider: str, message_id: str, shards: int) -> str:
     """A stable shard, so a message's due entry always lands on the same index partition."""
     return str(zlib.crc32(item_key(provider, message_id).encode()) % shards)
@@ -136,7 +141,7 @@ class Store:
         except _ConditionFailed as failed:
             stored = failed.item
             stored_key = stored.get("prec")
-            if stored_key is not None and stored_key >= report.key:
+            if stored_key is not None and not supersedes(report.key, stored_key):
                 outcome = Outcome.DUPLICATE if stored_key == report.key else Outcome.STALE
                 return WriteResult(outcome, _previous(stored), _conflict(stored, report))
             # It outranks the stored report, but the history is full: keep its newest entries.
@@ -158,7 +163,7 @@ class Store:
                 )
             except _ConditionFailed as failed:
                 stored = failed.item
-                if stored.get("prec", "") >= report.key:
+                if not supersedes(report.key, stored.get("prec")):
                     return stored  # overtaken meanwhile; a later apply() of this report is a no-op
         raise StorageUnavailable("history trim kept losing the race")
 
@@ -230,20 +235,13 @@ class Store:
         )
 
     def _conditional_update(self, provider: str, message_id: str, **request: Any) -> dict[str, Any]:
-        try:
+        with _dynamodb():
             answer = self.client.update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": item_key(provider, message_id)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 **request,
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                item = cast(dict[str, Any], exc.response.get("Item", {}))
-                raise _ConditionFailed(from_dynamo(item)) from None
-            raise StorageUnavailable(f"DynamoDB {exc.response['Error']['Code']}") from exc
-        except BotoCoreError as exc:
-            raise StorageUnavailable(f"DynamoDB unreachable: {type(exc).__name__}") from exc
         return from_dynamo(answer.get("Attributes", {}))
 
     # -- registration and polling -----------------------------------------------------------------------
@@ -339,10 +337,8 @@ class Store:
             "Limit": page_size,
         }
         while True:
-            try:
+            with _dynamodb():
                 page = self.client.query(**request)
-            except (ClientError, BotoCoreError) as exc:
-                raise StorageUnavailable("DynamoDB query of the due index failed") from exc
             for raw in page["Items"]:
                 item = from_dynamo(raw)
                 yield DueMessage(
@@ -361,18 +357,15 @@ class Store:
     def remember_nonce(self, provider: str, nonce: str, now: datetime, ttl: timedelta) -> bool:
         """Record a webhook nonce; False when it was seen before and has not expired (a replay)."""
         try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=to_dynamo({"pk": f"{NONCE_PREFIX}{provider}#{nonce}", "expires_at": int((now + ttl).timestamp())}),
-                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
-                ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise StorageUnavailable(f"DynamoDB {exc.response['Error']['Code']}") from exc
-        except BotoCoreError as exc:
-            raise StorageUnavailable(f"DynamoDB unreachable: {type(exc).__name__}") from exc
+            with _dynamodb():
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=to_dynamo({"pk": nonce_key(provider, nonce), "expires_at": int((now + ttl).timestamp())}),
+                    ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                    ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}},
+                )
+        except _ConditionFailed:
+            return False
         return True
 
     def forget_nonce(self, provider: str, nonce: str) -> bool:
@@ -381,20 +374,19 @@ class Store:
         Best effort: it runs when storage is already failing; False when the nonce could not be forgotten.
         """
         try:
-            self.client.delete_item(TableName=self.table_name, Key={"pk": {"S": f"{NONCE_PREFIX}{provider}#{nonce}"}})
-        except (ClientError, BotoCoreError):
+            with _dynamodb():
+                self.client.delete_item(TableName=self.table_name, Key={"pk": {"S": nonce_key(provider, nonce)}})
+        except StorageUnavailable:
             return False
         return True
 
     # -- reads -------------------------------------------------------------------------------------------
 
     def get(self, provider: str, message_id: str) -> dict[str, Any] | None:
-        try:
+        with _dynamodb():
             answer = self.client.get_item(
                 TableName=self.table_name, Key={"pk": {"S": item_key(provider, message_id)}}, ConsistentRead=True
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageUnavailable("DynamoDB read failed") from exc
         return from_dynamo(answer["Item"]) if "Item" in answer else None
 
 
@@ -402,6 +394,21 @@ class _ConditionFailed(Exception):
     def __init__(self, item: dict[str, Any]) -> None:
         super().__init__("condition failed")
         self.item = item
+
+
+@contextmanager
+def _dynamodb() -> Iterator[None]:
+    """The one translation of DynamoDB's errors: a failed condition (with the stored item, when it was asked
+    for) becomes ``_ConditionFailed``; anything else, ``StorageUnavailable`` (a 5xx, so the sender retries)."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code == "ConditionalCheckFailedException":
+            raise _ConditionFailed(from_dynamo(cast(dict[str, Any], exc.response.get("Item", {})))) from None
+        raise StorageUnavailable(f"DynamoDB {code}") from exc
+    except BotoCoreError as exc:
+        raise StorageUnavailable(f"DynamoDB unreachable: {type(exc).__name__}") from exc
 
 
 def _previous(stored: dict[str, Any]) -> str | None:
