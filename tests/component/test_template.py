@@ -3,35 +3,114 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from support.template import template
 
-from dlrwatch.store import NONCE_PREFIX, WrittenBy
+from dlrwatch import credentials
+from dlrwatch.providers import PROVIDERS, sevenio
+from dlrwatch.store import NONCE_PREFIX, WrittenBy, item_key, nonce_key
 
+ROOT = Path(__file__).resolve().parents[2]
+LAYER_CODE = ROOT / "layers" / "dlrwatch" / "dlrwatch"
 TABLE_ARN = {"Fn::GetAtt": ["Table", "Arn"]}
 DUE_INDEX_ARN = {"Fn::Sub": "${Table.Arn}/index/due"}
-SECRET_PARAMETERS = {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SecretsPath}/*"}
-SECRETS = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPath}/*"}
-READ_SECRETS = [("ssm:GetParameter", SECRET_PARAMETERS), ("secretsmanager:GetSecretValue", SECRETS)]
 
-# What each function's code calls, and on what: nothing more may be granted.
-GRANTS: dict[str, list[tuple[str, Any]]] = {
-    # store.apply (UpdateItem), webhook nonces (PutItem, DeleteItem), secrets.
+
+def secrets_asked_for_in(path: Path) -> set[str]:
+    """The secret names a module passes to ``secret(...)`` or ``self.secrets(...)`` as literals."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if called in {"secret", "secrets"} and isinstance(node.args[0].value, str):
+                found.add(node.args[0].value)
+    return found
+
+
+# The secrets each function reads: the callback's are named in its code, the poller's are every provider's
+# polling credentials.
+CALLBACK_SECRETS = secrets_asked_for_in(LAYER_CODE / "callbacks.py")
+POLLER_SECRETS = {name for module in PROVIDERS.values() for name in module.CREDENTIALS}
+
+
+def stored_name(secret: str) -> str:
+    """The name under ``SECRETS_PATH`` that ``credentials.secret`` reads for ``secret``, found by asking it."""
+    asked: list[str] = []
+
+    def get_parameter(key: str, **_: Any) -> str:
+        asked.append(key)
+        return "value"
+
+    with (
+        mock.patch.dict(os.environ, {"SECRETS_PATH": "/path", "SECRETS_STORE": "ssm"}),
+        mock.patch.object(credentials.parameters, "get_parameter", get_parameter),
+    ):
+        os.environ.pop(secret, None)
+        credentials.secret(secret)
+    [key] = asked
+    assert key.startswith("/path/"), key
+    return key.removeprefix("/path/")
+
+
+def secret_parameter(secret: str) -> dict[str, str]:
+    return {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SecretsPath}/"
+        + stored_name(secret)
+    }
+
+
+def secrets_manager_secret(secret: str) -> dict[str, str]:
+    # A secret's ARN ends in "-" and six random characters after its name.
+    return {
+        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPath}/"
+        + stored_name(secret)
+        + "-??????"
+    }
+
+
+def read_secrets(names: set[str]) -> list[tuple[str, Any]]:
+    return [("ssm:GetParameter", secret_parameter(n)) for n in sorted(names)] + [
+        ("secretsmanager:GetSecretValue", secrets_manager_secret(n)) for n in sorted(names)
+    ]
+
+
+# The partition key (dynamodb:LeadingKeys) of every item a callback writes must be present: ForAllValues alone
+# would also allow a request without one.
+LEADING_KEYS_PRESENT = {"Null": {"dynamodb:LeadingKeys": "false"}}
+MESSAGE_ITEMS_ONLY = {
+    "ForAllValues:StringNotLike": {"dynamodb:LeadingKeys": [f"{NONCE_PREFIX}*"]},
+    **LEADING_KEYS_PRESENT,
+}
+SEVENIO_NONCES_ONLY = {
+    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [nonce_key(sevenio.CALLBACK, "*")]},
+    **LEADING_KEYS_PRESENT,
+}
+
+# What each function's code calls, and on what (and on which items): nothing more may be granted.
+GRANTS: dict[str, list[tuple[Any, ...]]] = {
+    # store.apply (UpdateItem) on message items only; a webhook nonce is put (PutItem) once the reports are
+    # stored, and never deleted; the callback token and the seven.io signing key.
     "CallbackFunction": [
-        ("dynamodb:UpdateItem", TABLE_ARN),
-        ("dynamodb:PutItem", TABLE_ARN),
-        ("dynamodb:DeleteItem", TABLE_ARN),
-        *READ_SECRETS,
+        ("dynamodb:UpdateItem", TABLE_ARN, MESSAGE_ITEMS_ONLY),
+        ("dynamodb:PutItem", TABLE_ARN, SEVENIO_NONCES_ONLY),
+        *read_secrets(CALLBACK_SECRETS),
     ],
     # store.register (UpdateItem), store.get (GetItem).
     "MessagesFunction": [("dynamodb:UpdateItem", TABLE_ARN), ("dynamodb:GetItem", TABLE_ARN)],
     # store.due (Query on the due index), store.apply and store.reschedule (UpdateItem), provider credentials.
-    "PollerFunction": [("dynamodb:Query", DUE_INDEX_ARN), ("dynamodb:UpdateItem", TABLE_ARN), *READ_SECRETS],
+    "PollerFunction": [
+        ("dynamodb:Query", DUE_INDEX_ARN),
+        ("dynamodb:UpdateItem", TABLE_ARN),
+        *read_secrets(POLLER_SECRETS),
+    ],
     # The stream read and the on-failure queue are granted by SAM from the DynamoDB event.
     "PublisherFunction": [("events:PutEvents", {"Fn::GetAtt": ["EventBus", "Arn"]})],
 }
@@ -39,8 +118,6 @@ GRANTS: dict[str, list[tuple[str, Any]]] = {
 STAR_ONLY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 SERVICE = "dlrwatch"  # the metrics namespace
 STACK = {"Ref": "AWS::StackName"}  # the service dimension: one per stack, so environments sharing an account stay apart
-ROOT = Path(__file__).resolve().parents[2]
-LAYER_CODE = ROOT / "layers" / "dlrwatch" / "dlrwatch"
 
 
 def resources(kind: str | None = None) -> dict[str, dict[str, Any]]:
@@ -70,15 +147,56 @@ def statements(function: str) -> list[dict[str, Any]]:
     return found
 
 
-def grants(function: str) -> set[tuple[str, str]]:
+def grants(function: str) -> set[tuple[str, str, str]]:
+    """(action, resource, condition) for every action and resource a function's statements allow."""
     found = set()
     for statement in statements(function):
         assert statement["Effect"] == "Allow"
         assert not {"NotAction", "NotResource"} & statement.keys()
         for action in as_list(statement["Action"]):
             for resource in as_list(statement["Resource"]):
-                found.add((action, canonical(resource)))
+                found.add((action, canonical(resource), canonical(statement.get("Condition"))))
     return found
+
+
+def expected_grants(function: str) -> set[tuple[str, str, str]]:
+    found = set()
+    for action, resource, *condition in GRANTS[function]:
+        found.add((action, canonical(resource), canonical(condition[0] if condition else None)))
+    return found
+
+
+def like(value: str, pattern: str) -> bool:
+    """IAM's StringLike: ``*`` any run of characters, ``?`` one character, case-sensitive, nothing else special."""
+    return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
+
+
+def condition_holds(condition: dict[str, Any], context: dict[str, list[str]]) -> bool:
+    """IAM's evaluation of the operators these policies use, for multivalued context keys (a missing key is [])."""
+    for operator, tests in condition.items():
+        for key, wanted in tests.items():
+            values, patterns = context.get(key, []), as_list(wanted)
+            if operator == "Null":
+                holds = (not values) == (str(wanted).lower() == "true")
+            elif operator == "ForAllValues:StringLike":
+                holds = all(any(like(v, p) for p in patterns) for v in values)
+            elif operator == "ForAllValues:StringNotLike":
+                holds = all(not any(like(v, p) for p in patterns) for v in values)
+            else:
+                raise AssertionError(f"operator {operator} is not evaluated here")
+            if not holds:
+                return False
+    return True
+
+
+def allowed(function: str, action: str, leading_keys: list[str]) -> bool:
+    """Whether the function may call ``action`` on the table for items with these partition keys."""
+    return any(
+        action in as_list(s["Action"])
+        and TABLE_ARN in as_list(s["Resource"])
+        and condition_holds(s.get("Condition", {}), {"dynamodb:LeadingKeys": leading_keys})
+        for s in statements(function)
+    )
 
 
 # -- IAM ----------------------------------------------------------------------------------------------
@@ -90,7 +208,7 @@ def test_every_function_has_its_grants_declared_here() -> None:
 
 @pytest.mark.parametrize("function", sorted(GRANTS))
 def test_function_may_do_exactly_what_its_code_does(function: str) -> None:
-    assert grants(function) == {(action, canonical(resource)) for action, resource in GRANTS[function]}
+    assert grants(function) == expected_grants(function)
 
 
 @pytest.mark.parametrize("function", sorted(GRANTS))
@@ -123,7 +241,102 @@ def test_no_wildcard_actions_and_no_star_resources_except_xray() -> None:
 def test_both_secret_stores_stay_readable() -> None:
     assert set(template()["Parameters"]["SecretsStore"]["AllowedValues"]) == {"ssm", "secretsmanager"}
     for function in ("CallbackFunction", "PollerFunction"):
-        assert {a for a, _ in grants(function)} >= {"ssm:GetParameter", "secretsmanager:GetSecretValue"}
+        assert {a for a, *_ in grants(function)} >= {"ssm:GetParameter", "secretsmanager:GetSecretValue"}
+
+
+def test_callback_reads_the_token_and_the_signing_key_and_no_provider_credential() -> None:
+    assert sorted(CALLBACK_SECRETS) == ["CALLBACK_TOKEN", "SEVENIO_SIGNING_KEY"]
+    readable = {resource for action, resource, _ in grants("CallbackFunction") if action == "ssm:GetParameter"}
+    assert all(json.loads(r)["Fn::Sub"].endswith(("/callback-token", "/sevenio-signing-key")) for r in readable)
+    assert len(readable) == 2
+
+
+def test_poller_reads_the_provider_credentials_and_not_the_callback_secrets() -> None:
+    assert {stored_name(n) for n in POLLER_SECRETS} == {
+        "sevenio-api-key",
+        "bulksms-username",
+        "bulksms-password",
+        "bulksms-token-id",
+        "bulksms-token-secret",
+    }
+    readable = " ".join(resource for action, resource, _ in grants("PollerFunction") if "secret" in action.lower())
+    assert "callback-token" not in readable
+    assert "signing-key" not in readable
+    assert "/*" not in readable
+
+
+@pytest.mark.parametrize("function", ["CallbackFunction", "PollerFunction"])
+def test_secret_grants_name_each_secret_exactly(function: str) -> None:
+    for action, resource, _ in grants(function):
+        if action.startswith(("ssm:", "secretsmanager:")):
+            assert "*" not in json.loads(resource)["Fn::Sub"], resource
+
+
+MESSAGE_KEYS = [item_key(name, "77149843739") for name in PROVIDERS] + [item_key("bulksms-eapi", "4421:447700900123")]
+SEVENIO_NONCE = nonce_key(sevenio.CALLBACK, "3f2a9c0b7d1e")
+
+
+def test_callback_updates_message_items_only() -> None:
+    for key in MESSAGE_KEYS:
+        assert allowed("CallbackFunction", "dynamodb:UpdateItem", [key]), key
+    assert not allowed("CallbackFunction", "dynamodb:UpdateItem", [SEVENIO_NONCE])
+    assert not allowed("CallbackFunction", "dynamodb:UpdateItem", [nonce_key("bulksms", "3f2a9c0b7d1e")])
+    assert not allowed("CallbackFunction", "dynamodb:UpdateItem", [])
+
+
+def test_callback_puts_seven_io_webhook_nonces_only() -> None:
+    assert allowed("CallbackFunction", "dynamodb:PutItem", [SEVENIO_NONCE])
+    for key in MESSAGE_KEYS:
+        assert not allowed("CallbackFunction", "dynamodb:PutItem", [key]), key
+    assert not allowed("CallbackFunction", "dynamodb:PutItem", [nonce_key("bulksms", "3f2a9c0b7d1e")])
+    assert not allowed("CallbackFunction", "dynamodb:PutItem", [])
+
+
+def test_callback_deletes_nothing_and_reads_nothing() -> None:
+    for action in ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"):
+        assert not allowed("CallbackFunction", action, [SEVENIO_NONCE]), action
+        assert not allowed("CallbackFunction", action, [MESSAGE_KEYS[0]]), action
+
+
+# -- reserved concurrency of the public callback -----------------------------------------------------------
+
+
+def resolve(value: Any, parameters: dict[str, str]) -> Any:
+    """Ref, Fn::If, Fn::Not and Fn::Equals as CloudFormation resolves them for the given parameter values."""
+    if isinstance(value, dict) and len(value) == 1:
+        [(name, argument)] = value.items()
+        if name == "Ref":
+            return parameters.get(argument, argument)
+        if name == "Fn::Equals":
+            left, right = (str(resolve(v, parameters)) for v in argument)
+            return left == right
+        if name == "Fn::Not":
+            return not resolve(argument[0], parameters)
+        if name == "Fn::If":
+            condition, then, otherwise = argument
+            holds = resolve(template()["Conditions"][condition], parameters)
+            return resolve(then if holds else otherwise, parameters)
+    return value
+
+
+def callback_reserved_concurrency(value: str | None) -> Any:
+    declared = template()["Parameters"]["CallbackReservedConcurrency"]
+    parameters = {"CallbackReservedConcurrency": str(declared["Default"] if value is None else value)}
+    return resolve(functions()["CallbackFunction"]["Properties"]["ReservedConcurrentExecutions"], parameters)
+
+
+def test_callback_concurrency_is_not_reserved_by_default() -> None:
+    # An account on the default concurrency quota cannot reserve any: the default must deploy everywhere.
+    declared = template()["Parameters"]["CallbackReservedConcurrency"]
+    assert declared["Type"] == "Number"
+    assert declared["MinValue"] == 0
+    assert callback_reserved_concurrency(None) == "AWS::NoValue"
+    assert callback_reserved_concurrency("0") == "AWS::NoValue"
+
+
+def test_callback_concurrency_is_reserved_when_asked() -> None:
+    assert callback_reserved_concurrency("25") == "25"
+    assert callback_reserved_concurrency("1") == "1"
 
 
 # -- the publisher's stream source ---------------------------------------------------------------------
@@ -471,6 +684,7 @@ def test_dashboard_shows_what_operators_read() -> None:
         "DueMessages",
         "OldestDueAgeSeconds",
         "ProviderErrors",
+        "ProviderAuthFailures",
     ):
         assert metric in text, metric
     for api_metric in ("Count", "4xx", "5xx", "Latency"):
