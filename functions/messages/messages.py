@@ -4,6 +4,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dlrwatch.config import Settings
@@ -28,11 +29,12 @@ def register() -> Response[str]:
 def read(provider: str, message_id: str) -> Response[str]:
     # Routes match the raw path: an id sent percent-encoded ("123%3A4477...") arrives encoded.
     message_id = unquote(message_id)
-    logger.set_correlation_id(message_id)
+    logger.append_keys(message_id=message_id)
     return json_response(200, service.read(provider, message_id))
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
+# The correlation id is API Gateway's request id, the one its access log shows.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False, clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

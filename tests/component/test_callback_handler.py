@@ -241,7 +241,7 @@ def test_an_unreachable_table_gives_503_so_the_provider_retries(callback: Any, m
     down = boto3.client(
         "dynamodb",
         endpoint_url="http://127.0.0.1:9",
-        config=Config(connect_timeout=0.2, read_timeout=0.2, retries={"mode": "standard", "total_max_attempts": 1}),
+        config=Config(connect_timeout=2, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 1}),
     )
     monkeypatch.setattr(callback.service, "store", Store("dlrwatch-test", client=down))
     status, answer = invoke(callback, load("bulksms-webhook"))

@@ -201,15 +201,13 @@ def test_a_nonce_is_accepted_once_until_it_expires(store: Store) -> None:
     assert store.remember_nonce("sevenio", "abc123abc123", NOW, ttl)
     assert not store.remember_nonce("sevenio", "abc123abc123", NOW + timedelta(seconds=10), ttl)
     assert store.remember_nonce("sevenio", "abc123abc123", NOW + timedelta(seconds=601), ttl)
-    assert store.forget_nonce("sevenio", "abc123abc123")
-    assert store.remember_nonce("sevenio", "abc123abc123", NOW, ttl)
 
 
 def test_an_unreachable_table_raises_storage_unavailable() -> None:
     client = boto3.client(
         "dynamodb",
         endpoint_url="http://127.0.0.1:9",
-        config=Config(connect_timeout=0.2, read_timeout=0.2, retries={"mode": "standard", "total_max_attempts": 1}),
+        config=Config(connect_timeout=2, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 1}),
     )
     with pytest.raises(StorageUnavailable):
         Store("dlrwatch-test", client=client).apply(DELIVERED, NOW)

@@ -30,10 +30,12 @@ class Settings:
     # Status API base URLs by provider (``SEVENIO_API_URL``, ``BULKSMS_EAPI_URL``, ``BULKSMS_API_URL``).
     provider_urls: Mapping[str, str] = field(default_factory=dict)
     max_body_bytes: int = 64 * 1024
+    # A callback is answered within this, whatever hangs behind it (providers wait about 5 s, then retry).
+    answer_within_seconds: float = 4.0
     # A poll run stops starting calls after this long, so runs a minute apart rarely overlap.
     poll_budget_seconds: int = 50
     max_due_per_run: int = 20_000
-    # Read timeout of one status call; connecting gets a third of it, at most 3 s.
+    # Total deadline of one status call, answer read in full (connecting gets at most 3 s of it).
     provider_timeout: float = 10.0
 
     @classmethod
@@ -53,6 +55,7 @@ class Settings:
                 poll_budget_seconds=_positive_int(env, "POLL_BUDGET_SECONDS", 50),
                 max_due_per_run=_positive_int(env, "MAX_DUE_PER_RUN", 20_000),
                 provider_timeout=_positive_float(env, "PROVIDER_TIMEOUT_SECONDS", 10.0),
+                answer_within_seconds=_positive_float(env, "ANSWER_WITHIN_SECONDS", 4.0),
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
@@ -63,7 +66,7 @@ class Settings:
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     text = env.get(name) or str(default)
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit() and len(text) <= 9) or int(text) < 1:
         raise ConfigError(f"{name} must be a positive whole number, not {text!r}")
     return int(text)
 

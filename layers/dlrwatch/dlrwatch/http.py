@@ -6,7 +6,6 @@ import base64
 import binascii
 import json
 from typing import Any, NoReturn
-from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
@@ -14,7 +13,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from dlrwatch.credentials import SecretUnavailable
 from dlrwatch.errors import BadInput, PayloadTooLarge, StorageUnavailable, Unauthorized
 from dlrwatch.observability import count, logger
-from dlrwatch.providers.base import PushRequest
+from dlrwatch.providers.base import PushRequest, form_pairs
 
 
 class NotConfigured(RuntimeError):
@@ -36,7 +35,9 @@ def request_body(event: APIGatewayProxyEventV2, max_body_bytes: int) -> bytes:
         except binascii.Error:
             raise BadInput("body is not valid base64") from None
     else:
-        body = raw.encode()
+        # "surrogatepass": a lone surrogate cannot come from API Gateway, but if it did, it would become bytes
+        # that are not UTF-8, which parsing refuses (400), instead of a crash here.
+        body = raw.encode("utf-8", "surrogatepass")
     if len(body) > max_body_bytes:
         raise_too_large(max_body_bytes)
     return body
@@ -50,7 +51,7 @@ def push_request(event: APIGatewayProxyEventV2, max_body_bytes: int) -> PushRequ
     return PushRequest(
         method=context.http.method.upper(),
         path=event.raw_path,
-        query=tuple(parse_qsl(query, keep_blank_values=True)),
+        query=tuple(form_pairs(query, "query string")),
         headers={k.lower(): v for k, v in (event.headers or {}).items()},
         body=body,
         url=f"https://{context.domain_name}{event.raw_path}" + (f"?{query}" if query else ""),

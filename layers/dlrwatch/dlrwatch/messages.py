@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from dlrwatch import strictjson
 from dlrwatch.config import Settings
+from dlrwatch.domain.text import shown
 from dlrwatch.domain.times import InvalidTime, from_iso, iso
 from dlrwatch.errors import BadInput
 from dlrwatch.providers import PROVIDERS, bulksms_eapi
@@ -45,9 +46,9 @@ def canonical(provider: str, message_id: str) -> str:
 def parse_registrations(body: bytes, now: datetime) -> list[Registration]:
     """``{"messages": [...]}``; every problem of the batch is named at once, and nothing is stored if any."""
     try:
-        payload = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadInput("body is not valid JSON") from None
+        payload = strictjson.loads(body or b"null")
+    except strictjson.InvalidJson as exc:
+        raise BadInput(f"body is {exc}") from None
     messages = payload.get("messages") if isinstance(payload, dict) else None
     if not isinstance(messages, list) or not messages:
         raise BadInput('body must be {"messages": [...]} with at least one message')
@@ -69,8 +70,8 @@ def _registration(entry: Any, now: datetime) -> Registration:
     if not isinstance(entry, dict):
         raise BadInput("not an object")
     provider = entry.get("provider")
-    if provider not in PROVIDERS:
-        raise BadInput(f"provider must be one of {', '.join(sorted(PROVIDERS))}, not {provider!r}")
+    if not isinstance(provider, str) or provider not in PROVIDERS:
+        raise BadInput(f"provider must be one of {', '.join(sorted(PROVIDERS))}, not {shown(provider)}")
     raw_id = entry.get("message_id")
     if not isinstance(raw_id, str) or not raw_id:
         raise BadInput("message_id must be a non-empty string")
@@ -83,10 +84,12 @@ def _registration(entry: Any, now: datetime) -> Registration:
         except InvalidTime as exc:
             raise BadInput(f"sent_at: {exc}") from None
         if sent_at > now + MAX_FUTURE:
-            raise BadInput(f"sent_at {entry['sent_at']!r} is in the future")
+            raise BadInput(f"sent_at {shown(entry['sent_at'])} is in the future")
     recipient = entry.get("recipient")
-    if recipient is not None and (not isinstance(recipient, str) or not 0 < len(recipient) <= MAX_RECIPIENT):
-        raise BadInput(f"recipient must be a string of 1-{MAX_RECIPIENT} characters")
+    if recipient is not None and (
+        not isinstance(recipient, str) or not 0 < len(recipient) <= MAX_RECIPIENT or not recipient.isprintable()
+    ):
+        raise BadInput(f"recipient must be a printable string of 1-{MAX_RECIPIENT} characters")
     return Registration(provider, canonical(provider, raw_id), sent_at, recipient)
 
 
@@ -115,14 +118,14 @@ class MessageService:
 
     def read(self, provider: str, message_id: str) -> dict[str, Any]:
         if provider not in PROVIDERS:
-            raise NotFound(f"unknown provider {provider!r}")
+            raise NotFound(f"unknown provider {shown(provider)}")
         try:
             key = canonical(provider, message_id)
         except BadInput:
-            raise NotFound(f"no message {message_id!r} of {provider}") from None
+            raise NotFound(f"no message {shown(message_id)} of {provider}") from None
         item = self.store.get(provider, key)
         if item is None:
-            raise NotFound(f"no message {message_id!r} of {provider}")
+            raise NotFound(f"no message {shown(message_id)} of {provider}")
         return view(item)
 
 

@@ -2,8 +2,13 @@
 
 Settling a message is one of: apply a polled report together with the next poll time (one write); move the
 next poll (one write, conditioned on the due time read, so an overlapping run cannot move it twice); retry
-soon after a provider fault without using up the schedule; or give up after the last poll (``unknown``,
-final). Messages the run did not reach stay due, untouched, for the next run.
+after a transient provider fault, backing off, without using up the schedule; or give up after the last poll
+(``unknown``, final), also when the provider is still failing an hour after it. Messages the run did not
+reach stay due, untouched, for the next run.
+
+A provider that answers 429 is asked nothing more until its ``Retry-After`` (at most an hour) has passed:
+for the rest of the run, and for later runs this process serves. A redirect is a configuration fault: never
+followed (dlrwatch.pull), counted for its alarm, the messages retried later.
 """
 
 from __future__ import annotations
@@ -23,15 +28,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from dlrwatch.config import Settings
 from dlrwatch.credentials import secret
 from dlrwatch.domain.report import Report
+from dlrwatch.domain.schedule import GIVE_UP_GRACE, RETRY_MIN, retry_delay
 from dlrwatch.domain.times import from_iso, iso
 from dlrwatch.observability import count, gauge, logger
 from dlrwatch.providers import PROVIDERS
-from dlrwatch.providers.base import PollConfig, ProviderError
-from dlrwatch.pull import fetch, session
+from dlrwatch.providers.base import PollConfig, PollResult, ProviderError
+from dlrwatch.pull import ProviderHttp, fetch
 from dlrwatch.store import DueMessage, NextPoll, Outcome, Store
-
-RETRY_MIN = timedelta(seconds=60)
-RETRY_JITTER = timedelta(seconds=120)
 
 
 @dataclass
@@ -73,7 +76,9 @@ class Poller:
         self.clock = clock
         self.monotonic = monotonic
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
-        self.sessions = {name: session(module.POLL_CONCURRENCY) for name, module in PROVIDERS.items()}
+        self.http = {name: ProviderHttp(module.POLL_CONCURRENCY) for name, module in PROVIDERS.items()}
+        # Providers that answered 429, and until when they are left alone.
+        self.paused_until: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     def run(self, budget_seconds: float) -> RunSummary:
@@ -122,19 +127,27 @@ class Poller:
             count("ProviderAuthFailures")  # missing credentials are refused credentials, for the alarm
             self._stop(name, summary, len(messages))
             return
+        if now < self.paused_until.get(name, now):
+            logger.info("provider paused after a 429", extra={"provider": name, "until": iso(self.paused_until[name])})
+            with self._lock:
+                summary.left_due += len(messages)
+            return
         by_id = {m.message_id: m for m in messages}
         stop = threading.Event()
 
         def poll_group(ids: list[str]) -> None:
-            if stop.is_set() or self.monotonic() >= deadline:
+            started = self.monotonic()
+            if stop.is_set() or started >= deadline:
                 with self._lock:
                     summary.left_due += len(ids)
                 return
             with self._lock:
                 summary.calls[name] += 1
             count("Polls", provider=name)
+            # One call's deadline: the provider timeout, or the time left in the run if that is less.
+            seconds = min(self.settings.provider_timeout, deadline - started)
             try:
-                answers = fetch(module, self.sessions[name], config, ids)
+                answers = fetch(module, self.http[name], config, ids, seconds)
             except ProviderError as error:
                 count("ProviderErrors", provider=name, kind=error.kind)
                 if error.auth:
@@ -143,13 +156,19 @@ class Poller:
                     logger.error("provider refused our credentials", extra={"provider": name, "kind": error.kind})
                     self._stop(name, summary, len(ids))
                     return
+                if error.config:
+                    count("ProviderConfigFaults")
+                    logger.error("provider answered a redirect", extra={"provider": name, "kind": error.kind})
+                if error.pause:
+                    stop.set()
+                    self._pause(name, now, error.retry_after)
                 if error.transient:
                     for mid in ids:
-                        self._retry_soon(by_id[mid], now, error.retry_after, summary)
+                        self._retry_later(by_id[mid], now, error.retry_after, summary)
                     return
                 answers = dict.fromkeys(ids)  # a request the provider will never answer: use up the poll
             for mid in ids:
-                self._settle(by_id[mid], answers.get(mid), now, summary)
+                self._settle_answer(by_id[mid], answers.get(mid), now, summary)
 
         with ThreadPoolExecutor(max_workers=module.POLL_CONCURRENCY, thread_name_prefix=name) as pool:
             list(pool.map(poll_group, module.poll_groups(list(by_id))))
@@ -162,8 +181,14 @@ class Poller:
             base_url=self.settings.provider_urls.get(module.NAME) or module.DEFAULT_URL,
             credentials={k: v for k, v in credentials.items() if v},
             zone=self.settings.zone_of(module.NAME),
-            timeout=(min(self.settings.provider_timeout / 3, 3.0), self.settings.provider_timeout),
         )
+
+    def _settle_answer(self, message: DueMessage, result: PollResult, now: datetime, summary: RunSummary) -> None:
+        if isinstance(result, ProviderError):  # the provider's entry for this message could not be read
+            count("ProviderErrors", provider=message.provider, kind=result.kind)
+            self._retry_later(message, now, None, summary)
+        else:
+            self._settle(message, result, now, summary)
 
     def _settle(self, message: DueMessage, report: Report | None, now: datetime, summary: RunSummary) -> None:
         upcoming = self.settings.schedule.next_poll(message.sent_at, now)
@@ -178,6 +203,20 @@ class Poller:
             self.store.reschedule(message, next_poll)
             self._count(summary, "settled")
             return
+        self._give_up(message, now, summary)
+
+    def _retry_later(self, message: DueMessage, now: datetime, retry_after: float | None, summary: RunSummary) -> None:
+        """After a transient fault: ask again later, backing off, or give up once the schedule is long past."""
+        schedule = self.settings.schedule
+        if now >= schedule.give_up_at(message.sent_at) + GIVE_UP_GRACE:
+            self._give_up(message, now, summary)
+            return
+        scheduled = schedule.poll_at(message.sent_at, message.poll_attempt) or schedule.give_up_at(message.sent_at)
+        wait = retry_delay(scheduled, from_iso(message.due_at), retry_after, self.rng.random())
+        if self.store.reschedule(message, NextPoll(iso(now + wait), message.poll_attempt)):
+            self._count(summary, "retried")
+
+    def _give_up(self, message: DueMessage, now: datetime, summary: RunSummary) -> None:
         give_up = Report.give_up(
             message.provider, message.message_id, self.settings.schedule.give_up_at(message.sent_at)
         )
@@ -185,10 +224,11 @@ class Poller:
             count("GivenUp", provider=message.provider)
             self._count(summary, "given_up")
 
-    def _retry_soon(self, message: DueMessage, now: datetime, retry_after: float | None, summary: RunSummary) -> None:
-        wait = max(RETRY_MIN, timedelta(seconds=retry_after or 0)) + RETRY_JITTER * self.rng.random()
-        if self.store.reschedule(message, NextPoll(iso(now + wait), message.poll_attempt)):
-            self._count(summary, "retried")
+    def _pause(self, name: str, now: datetime, retry_after: float | None) -> None:
+        until = now + max(RETRY_MIN, timedelta(seconds=retry_after or 0))
+        with self._lock:
+            self.paused_until[name] = max(until, self.paused_until.get(name, until))
+        logger.warning("provider asked us to slow down (429)", extra={"provider": name, "until": iso(until)})
 
     def _stop(self, name: str, summary: RunSummary, left: int) -> None:
         with self._lock:

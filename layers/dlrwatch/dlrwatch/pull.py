@@ -1,36 +1,198 @@
-"""The HTTP side of polling: pooled ``requests`` sessions and the one place network faults are classified."""
+"""The HTTP side of polling: one client per provider, and the one place network faults are classified.
+
+A provider's answer is not trusted further than it should be (SPEC.md, "Polling"):
+
+- a redirect is never followed, so a credential (seven.io's ``X-Api-Key`` header, the EAPI password in a form
+  body) never leaves for another origin; the 3xx itself comes back to the caller;
+- a call has one total deadline, whatever the server does: a socket timeout bounds each read, not their sum,
+  and a body dripping one byte a second would never trip it. A timer shuts the call's connection at the
+  deadline instead, which ends any read in progress;
+- an answer larger than ``MAX_ANSWER_BYTES`` is garbage (the largest real one, 50 seven.io ids, is ~5 KB).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from dlrwatch.domain.report import Report
-from dlrwatch.providers.base import PollConfig, ProviderError
+from dlrwatch.observability import logger
+from dlrwatch.providers.base import PollConfig, PollResult, ProviderError
+
+MAX_ANSWER_BYTES = 1024 * 1024
+# Connecting to a provider takes milliseconds; a call never spends more than this of its deadline on it.
+CONNECT_MAX = 3.0
+USER_AGENT = "dlrwatch/0.1 (+delivery status poller)"
 
 
-def session(pool_size: int) -> requests.Session:
-    """One session per provider, its connections reused across calls; retries are the poller's own."""
-    http = requests.Session()
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1), max_retries=0)
-    http.mount("https://", adapter)
-    http.mount("http://", adapter)
-    http.headers["User-Agent"] = "dlrwatch/0.1 (+delivery status poller)"
-    return http
+@dataclass(frozen=True)
+class Answer:
+    """A provider's answer, read in full within the call's deadline (fits ``providers.base.HttpResponse``)."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    text: str
+
+
+class ProviderHttp:
+    """One provider's HTTP client: its connections reused across calls; retries are the poller's own."""
+
+    def __init__(self, pool_size: int) -> None:
+        self.session = requests.Session()
+        adapter = _WatchedAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1), max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    def within(self, seconds: float) -> DeadlineSession:
+        """A session whose calls all end within ``seconds`` from now."""
+        return DeadlineSession(self, time.monotonic() + seconds)
+
+    def call(self, method: str, url: str, deadline: float, **options: Any) -> Answer:
+        """One request, its answer read in full by ``deadline`` (a ``time.monotonic`` time)."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ProviderError("timeout")
+        options.update(allow_redirects=False, stream=True, timeout=(min(CONNECT_MAX, left), left))
+        watch = _Watch()
+        timer = threading.Timer(left, watch.expire)
+        timer.daemon = True
+        _watches.current = watch
+        timer.start()
+        try:
+            with self.session.request(method, url, **options) as response:
+                body = _read(response)
+                return Answer(
+                    response.status_code, response.headers, body.decode(response.encoding or "utf-8", "replace")
+                )
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+            if watch.expired:
+                raise ProviderError("timeout") from None
+            raise
+        finally:
+            timer.cancel()
+            _watches.current = None
+
+
+@dataclass(frozen=True)
+class DeadlineSession:
+    """What a provider module calls (``providers.base.HttpSession``): GET and POST, bounded by one deadline."""
+
+    http: ProviderHttp
+    deadline: float
+
+    def get(self, url: str, **options: Any) -> Answer:
+        return self.http.call("GET", url, self.deadline, **options)
+
+    def post(self, url: str, **options: Any) -> Answer:
+        return self.http.call("POST", url, self.deadline, **options)
 
 
 def fetch(
-    provider: ModuleType, http: requests.Session, config: PollConfig, message_ids: list[str]
-) -> dict[str, Report | None]:
-    """One status call; every way it can fail comes back as a ProviderError."""
+    provider: ModuleType, http: ProviderHttp, config: PollConfig, message_ids: list[str], seconds: float
+) -> dict[str, PollResult]:
+    """One status call, over within ``seconds``; every way it can fail comes back as a ProviderError."""
     try:
-        answer: dict[str, Report | None] = provider.poll(http, config, message_ids)
+        answer: dict[str, PollResult] = provider.poll(http.within(seconds), config, message_ids)
+    except ProviderError:
+        raise
     except requests.Timeout:
         raise ProviderError("timeout") from None
     except requests.ConnectionError:
         raise ProviderError("connection") from None
-    except requests.RequestException:
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
         raise ProviderError("request") from None
+    except Exception:
+        # A parser that still fails on some answer must not fail the run for every other message: the call's
+        # messages are retried later, and the log says what broke.
+        logger.exception("a provider answer could not be handled", extra={"provider": provider.NAME})
+        raise ProviderError("unexpected") from None
     return answer
+
+
+def _read(response: requests.Response) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise ProviderError("garbage")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- the deadline timer's hold on the call's connection ----------------------------------------------------
+
+
+class _Watch:
+    """One call in flight: the connection it uses, shut down if the call outlives its deadline."""
+
+    def __init__(self) -> None:
+        self.connection: HTTPConnection | None = None
+        self.expired = False
+        self._lock = threading.Lock()
+
+    def attach(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self.connection = connection
+            late = self.expired
+        if late:  # the deadline passed while connecting: cut now, before any answer is read
+            _shut(connection)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            connection = self.connection
+        if connection is not None:
+            _shut(connection)
+
+
+def _shut(connection: HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked read at once; close() alone would not
+
+
+_watches = threading.local()
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)
+        watch: _Watch | None = getattr(_watches, "current", None)
+        if watch is not None:
+            watch.attach(self)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)
+        watch: _Watch | None = getattr(_watches, "current", None)
+        if watch is not None:
+            watch.attach(self)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}

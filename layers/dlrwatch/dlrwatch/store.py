@@ -38,9 +38,14 @@ NONCE_PREFIX = "nonce#"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-# Callbacks must answer well inside a provider's timeout (seven.io: 5 s); botocore's standard retries
-# absorb throttling and brief faults, and what still fails becomes a 5xx for the provider to retry.
+# botocore's standard retries absorb throttling and brief faults; what still fails becomes a 5xx (the sender
+# retries) or leaves a message due (the next poll run retries).
 CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3})
+# Callbacks answer within seconds (dlrwatch.callbacks): DynamoDB answers in milliseconds, so a call that takes
+# a second has hung, and a second attempt is all the budget holds.
+CALLBACK_CLIENT_CONFIG = Config(
+    connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2}
+)
 
 
 class Outcome(StrEnum):
@@ -118,10 +123,11 @@ class Store:
         *,
         retention: timedelta = timedelta(days=90),
         client: DynamoDBClient | None = None,
+        config: Config = CLIENT_CONFIG,
     ) -> None:
         self.table_name = table_name
         self.retention = retention
-        self.client: DynamoDBClient = client or boto3.client("dynamodb", config=CLIENT_CONFIG)
+        self.client: DynamoDBClient = client or boto3.client("dynamodb", config=config)
 
     # -- reports ---------------------------------------------------------------------------------------
 
@@ -355,7 +361,10 @@ class Store:
     # -- signed webhook nonces ---------------------------------------------------------------------------
 
     def remember_nonce(self, provider: str, nonce: str, now: datetime, ttl: timedelta) -> bool:
-        """Record a webhook nonce; False when it was seen before and has not expired (a replay)."""
+        """Record a webhook nonce; False when it was seen before and has not expired (a replay).
+
+        Called once the request's reports are stored, so a request that failed never leaves its nonce behind.
+        """
         try:
             with _dynamodb():
                 self.client.put_item(
@@ -365,18 +374,6 @@ class Store:
                     ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}},
                 )
         except _ConditionFailed:
-            return False
-        return True
-
-    def forget_nonce(self, provider: str, nonce: str) -> bool:
-        """Undo ``remember_nonce`` when the request's reports could not be stored, so its retry is let in.
-
-        Best effort: it runs when storage is already failing; False when the nonce could not be forgotten.
-        """
-        try:
-            with _dynamodb():
-                self.client.delete_item(TableName=self.table_name, Key={"pk": {"S": nonce_key(provider, nonce)}})
-        except StorageUnavailable:
             return False
         return True
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 DEFAULT_SCHEDULE = "5m,30m,2h,5h,1d,2d,5d"
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-_OFFSET = re.compile(r"^(\d+)([smhd])$")
+_OFFSET = re.compile(r"([0-9]{1,9})([smhd])")
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Schedule:
         """``"5m,30m,2h"``: strictly increasing offsets in seconds, minutes, hours or days."""
         offsets = []
         for part in text.split(","):
-            m = _OFFSET.match(part.strip())
+            m = _OFFSET.fullmatch(part.strip())
             if not m:
                 raise ValueError(f"poll schedule entry {part.strip()!r} is not a number followed by s, m, h or d")
             try:
@@ -52,3 +52,26 @@ class Schedule:
             if sent_at + offset > now:
                 return attempt, sent_at + offset
         return None
+
+
+# -- retries after a transient provider fault ----------------------------------------------------------
+
+RETRY_MIN = timedelta(minutes=1)
+RETRY_JITTER = timedelta(minutes=2)
+# No provider answer ever moves a message's next poll further than this (plus jitter).
+RETRY_MAX = timedelta(hours=1)
+# A message still failing this long after its last scheduled poll is given up, whatever the provider says.
+GIVE_UP_GRACE = RETRY_MAX
+
+
+def retry_delay(scheduled_at: datetime, due_at: datetime, retry_after: float | None, jitter: float) -> timedelta:
+    """How long to wait before asking again after a transient fault.
+
+    The poll was scheduled for ``scheduled_at`` and has been put off to ``due_at`` by earlier faults; waiting
+    as long again doubles the delay each time (1-3 minutes the first time, at most an hour), with no retry
+    count to store. A provider's ``Retry-After`` (seconds) is a floor, capped like the rest. ``jitter`` is a
+    draw from [0, 1), so messages failed together are not retried together.
+    """
+    backoff = min(max(RETRY_MIN, due_at - scheduled_at), RETRY_MAX)
+    asked = min(timedelta(seconds=retry_after or 0), RETRY_MAX)
+    return max(backoff, asked) + RETRY_JITTER * jitter

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
+from dlrwatch import strictjson
 from dlrwatch.domain.report import Report, Source
 from dlrwatch.domain.status import Status
 from dlrwatch.domain.times import InvalidTime, from_iso
@@ -14,12 +14,14 @@ from dlrwatch.providers import bulksms_eapi
 from dlrwatch.providers.base import (
     HttpSession,
     PollConfig,
+    PollResult,
     ProviderError,
     PushRequest,
     check_http,
     message_id,
     optional,
     raw_status,
+    raw_text,
     required,
 )
 
@@ -69,7 +71,8 @@ def message(item: Any, source: Source, where: str = "") -> Report | None:
         at = from_iso(when) if when else None
     except InvalidTime as exc:
         raise BadInput(f"field 'status.date'{where}: {exc}") from None
-    extra = {"user_supplied_id": uid} if (uid := optional(item, "userSuppliedId", where)) else {}
+    uid = optional(item, "userSuppliedId", where)
+    extra = {"user_supplied_id": raw_text(uid, "userSuppliedId")} if uid else {}
     return Report(NAME, message_id(required(item, "id", where), "id"), normalize(raw), raw, at, source, extra)
 
 
@@ -99,20 +102,19 @@ def poll_groups(message_ids: list[str]) -> list[list[str]]:
     return [[mid] for mid in message_ids]
 
 
-def poll(session: HttpSession, config: PollConfig, message_ids: list[str]) -> dict[str, Report | None]:
+def poll(session: HttpSession, config: PollConfig, message_ids: list[str]) -> dict[str, PollResult]:
     (mid,) = message_ids
     response = session.get(
         f"{config.base_url.rstrip('/')}/messages/{quote(mid, safe='')}",
         auth=(config.credentials["BULKSMS_TOKEN_ID"], config.credentials["BULKSMS_TOKEN_SECRET"]),
         headers={"Accept": "application/json"},
-        timeout=config.timeout,
     )
     if response.status_code == 404:
         return {mid: None}  # BulkSMS does not know it (yet)
     check_http(response)
     try:
-        found = message(json.loads(response.text), Source.POLL)
-    except (json.JSONDecodeError, BadInput):
+        found = message(strictjson.loads(response.text), Source.POLL)
+    except (strictjson.InvalidJson, BadInput):
         raise ProviderError("garbage") from None
     if found is not None and found.message_id != mid:
         raise ProviderError("garbage")

@@ -7,9 +7,18 @@ from collections.abc import Mapping
 
 from dlrwatch.domain.report import Report, Source
 from dlrwatch.domain.status import Status
+from dlrwatch.domain.text import shown
 from dlrwatch.domain.times import InvalidTime, provider_time
 from dlrwatch.errors import BadInput
-from dlrwatch.providers.base import HttpSession, PollConfig, ProviderError, check_http, optional, required
+from dlrwatch.providers.base import (
+    HttpSession,
+    PollConfig,
+    PollResult,
+    ProviderError,
+    check_http,
+    optional,
+    required,
+)
 
 NAME = "bulksms-eapi"
 # The EAPI's yy-MM-dd times carry no zone; South African time (UTC+2, no daylight saving) is assumed.
@@ -28,9 +37,10 @@ _CODES: dict[Status, tuple[int, ...]] = {
 }
 STATUSES = {str(code): status for status, codes in _CODES.items() for code in codes}
 
-_CODE = re.compile(r"^[0-9]{1,4}$")
-_BATCH = re.compile(r"^[0-9A-Za-z]{1,40}$")
-_MSISDN = re.compile(r"^[0-9]{5,20}$")
+# Matched whole (``fullmatch``).
+_CODE = re.compile(r"[0-9]{1,4}")
+_BATCH = re.compile(r"[0-9A-Za-z]{1,40}")
+_MSISDN = re.compile(r"[0-9]{5,20}")
 
 
 def normalize(raw: str) -> Status:
@@ -40,14 +50,14 @@ def normalize(raw: str) -> Status:
 def msisdn(value: str) -> str:
     """The recipient as the EAPI writes it: digits only, no ``+``, no spaces."""
     digits = value.strip().lstrip("+").replace(" ", "")
-    if not _MSISDN.match(digits):
-        raise BadInput(f"msisdn {value!r} is not 5-20 digits")
+    if not _MSISDN.fullmatch(digits):
+        raise BadInput(f"msisdn {shown(value)} is not 5-20 digits")
     return digits
 
 
 def message_id(batch_id: str, recipient: str) -> str:
-    if not _BATCH.match(batch_id):
-        raise BadInput(f"batch_id {batch_id!r} is not 1-40 letters or digits")
+    if not _BATCH.fullmatch(batch_id):
+        raise BadInput(f"batch_id {shown(batch_id)} is not 1-40 letters or digits")
     return f"{batch_id}:{msisdn(recipient)}"
 
 
@@ -55,13 +65,13 @@ def canonical_id(value: str) -> str:
     """A ``"{batch_id}:{msisdn}"`` id in the form reports use; registrations go through here too."""
     batch_id, sep, recipient = value.partition(":")
     if not sep:
-        raise BadInput(f"bulksms-eapi message id {value!r} is not of the form '{{batch_id}}:{{msisdn}}'")
+        raise BadInput(f"bulksms-eapi message id {shown(value)} is not of the form '{{batch_id}}:{{msisdn}}'")
     return message_id(batch_id, recipient)
 
 
 def status_code(value: str) -> str:
-    if not _CODE.match(value):
-        raise BadInput(f"status {value!r} is not a numeric EAPI status code")
+    if not _CODE.fullmatch(value):
+        raise BadInput(f"status {shown(value)} is not a numeric EAPI status code")
     return str(int(value))
 
 
@@ -90,9 +100,9 @@ DEFAULT_URL = "https://bulksms.vsms.net/eapi"
 CREDENTIALS = ("BULKSMS_USERNAME", "BULKSMS_PASSWORD")
 POLL_CONCURRENCY = 1  # BulkSMS asks for one connection at a time
 _ERRORS = {
-    "22": ProviderError("eapi_22"),  # internal error: transient
-    "23": ProviderError("eapi_23", auth=True),
-    "24": ProviderError("eapi_24", transient=False),
+    "22": {},  # internal error: transient
+    "23": {"auth": True},
+    "24": {"transient": False},
 }
 
 
@@ -108,7 +118,7 @@ def poll_groups(message_ids: list[str]) -> list[list[str]]:
     return list(batches.values())
 
 
-def poll(session: HttpSession, config: PollConfig, message_ids: list[str]) -> dict[str, Report | None]:
+def poll(session: HttpSession, config: PollConfig, message_ids: list[str]) -> dict[str, PollResult]:
     # POST keeps the password out of URLs and their logs.
     response = session.post(
         f"{config.base_url.rstrip('/')}/status_reports/get_report/2/2.0",
@@ -118,38 +128,45 @@ def poll(session: HttpSession, config: PollConfig, message_ids: list[str]) -> di
             "batch_id": batch_of(message_ids[0]),
             "optional_fields": "completed_time",
         },
-        timeout=config.timeout,
     )
     check_http(response)
-    rows = parse_report(response.text, batch_of(message_ids[0]), config.zone)
-    return {mid: rows.get(mid) for mid in message_ids}
+    rows, anonymous = parse_report(response.text, batch_of(message_ids[0]), config.zone)
+    # A row whose recipient cannot be read may have been that of any recipient without a readable row.
+    return {mid: rows.get(mid, ProviderError("malformed_entry") if anonymous else None) for mid in message_ids}
 
 
-def parse_report(text: str, batch_id: str, tz: str = DEFAULT_ZONE) -> dict[str, Report]:
+def parse_report(text: str, batch_id: str, tz: str = DEFAULT_ZONE) -> tuple[dict[str, PollResult], bool]:
     """``0|Returns to follow`` (or ``Results``), then ``msisdn|status_code[|completed_time]`` rows.
 
-    Blank lines are skipped, as are malformed rows (the others still count). An error line ``code|text``
-    raises: 22 is transient, 23 an authentication failure, 24 a request BulkSMS will never answer.
+    Answers the rows by message id, and whether a row's recipient could not be read. Blank lines are skipped;
+    a row with a readable recipient but an unreadable status or time is a transient fault for that message.
+    An error line ``code|text`` raises: 22 is transient, 23 an authentication failure, 24 a request BulkSMS
+    will never answer.
     """
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         raise ProviderError("garbage")
     code, _, _ = lines[0].partition("|")
     if code != "0":
-        raise _ERRORS.get(code, ProviderError("garbage"))
-    found: dict[str, Report] = {}
+        raise ProviderError(f"eapi_{code}", **_ERRORS[code]) if code in _ERRORS else ProviderError("garbage")
+    found: dict[str, PollResult] = {}
+    anonymous = False
     for row in lines[1:]:
         fields = row.split("|")
-        if len(fields) < 2:
+        try:
+            mid = message_id(batch_id, fields[0])
+        except BadInput:
+            anonymous = True
             continue
-        push = {"msisdn": fields[0], "batch_id": batch_id, "status": fields[1]}
+        push = {"msisdn": fields[0], "batch_id": batch_id, "status": fields[1] if len(fields) > 1 else ""}
         if len(fields) > 2 and fields[2]:
             push["completed_time"] = fields[2]
         try:
-            found_report = parse_push(push, Source.POLL, tz)
+            report = parse_push(push, Source.POLL, tz)
         except BadInput:
+            found.setdefault(mid, ProviderError("malformed_entry"))
             continue
-        kept = found.get(found_report.message_id)
-        if kept is None or kept.key < found_report.key:  # the same recipient twice in one batch
-            found[found_report.message_id] = found_report
-    return found
+        kept = found.get(mid)
+        if not isinstance(kept, Report) or kept.key < report.key:  # the same recipient twice in one batch
+            found[mid] = report
+    return found, anonymous

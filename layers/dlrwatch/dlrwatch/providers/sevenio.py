@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from typing import Any
 
+from dlrwatch import strictjson
 from dlrwatch.domain.report import Report, Source
 from dlrwatch.domain.status import Status
 from dlrwatch.domain.times import InvalidTime, provider_time
@@ -15,12 +15,14 @@ from dlrwatch.errors import BadInput, Unauthorized
 from dlrwatch.providers.base import (
     HttpSession,
     PollConfig,
+    PollResult,
     ProviderError,
     PushRequest,
     check_http,
     message_id,
     optional,
     raw_status,
+    raw_text,
     required,
     unflatten,
 )
@@ -59,7 +61,7 @@ def report(fields: dict[str, Any], source: Source, tz: str, where: str = "") -> 
         at = provider_time(when, tz) if when else None
     except InvalidTime as exc:
         raise BadInput(f"field 'timestamp'{where}: {exc}") from None
-    extra = {"foreign_id": fid} if (fid := optional(fields, "foreign_id", where)) else {}
+    extra = {"foreign_id": raw_text(fid, "foreign_id")} if (fid := optional(fields, "foreign_id", where)) else {}
     return Report(
         provider=NAME,
         message_id=msg_id,
@@ -112,13 +114,14 @@ def _reports(envelope: dict[str, Any], tz: str, where: str) -> list[Report]:
 
 def _json_field(text: str, where: str) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        raise BadInput(f"field 'data'{where} is not valid JSON") from None
+        return strictjson.loads(text)
+    except strictjson.InvalidJson as exc:
+        raise BadInput(f"field 'data'{where} is {exc}") from None
 
 
-_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
-_NONCE = re.compile(r"^[A-Za-z0-9]{8,128}$")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_NONCE = re.compile(r"[A-Za-z0-9]{8,128}")
+_SIGNATURE = re.compile(r"[0-9A-Fa-f]{64}")
 
 
 def verify_signature(request: PushRequest, key: str, now: float, max_age: int = SIGNATURE_MAX_AGE) -> str:
@@ -132,10 +135,12 @@ def verify_signature(request: PushRequest, key: str, now: float, max_age: int = 
     nonce = request.header("x-nonce")
     if not (signature and timestamp and nonce):
         raise Unauthorized("missing X-Signature, X-Timestamp or X-Nonce", missing=True)
-    if not _TIMESTAMP.match(timestamp) or abs(now - int(timestamp)) > max_age:
+    if not _TIMESTAMP.fullmatch(timestamp) or abs(now - int(timestamp)) > max_age:
         raise Unauthorized("stale or invalid X-Timestamp", missing=False)
-    if not _NONCE.match(nonce):
+    if not _NONCE.fullmatch(nonce):
         raise Unauthorized("invalid X-Nonce", missing=False)
+    if not _SIGNATURE.fullmatch(signature.strip()):
+        raise Unauthorized("signature does not match", missing=False)
     body_md5 = hashlib.md5(request.body, usedforsecurity=False).hexdigest()
     path_and_query = request.url.split("://", 1)[-1].partition("/")[1:]
     candidates = {request.url, "".join(path_and_query)}
@@ -163,52 +168,57 @@ IDS_PER_CALL = 50  # seven.io documents several ids a call and no limit; 50 keep
 POLL_CONCURRENCY = 2  # no published rate limit: poll gently
 # The legacy API's numeric error answers that mean the key is wrong (unverified; see docs/decisions.md).
 _AUTH_CODES = {"900", "902", "903"}
-_RAW = re.compile(r"^[A-Z_]{2,20}$")
+_RAW = re.compile(r"[A-Z_]{2,20}")
 
 
 def poll_groups(message_ids: list[str]) -> list[list[str]]:
     return [message_ids[i : i + IDS_PER_CALL] for i in range(0, len(message_ids), IDS_PER_CALL)]
 
 
-def poll(session: HttpSession, config: PollConfig, message_ids: list[str]) -> dict[str, Report | None]:
+def poll(session: HttpSession, config: PollConfig, message_ids: list[str]) -> dict[str, PollResult]:
     response = session.get(
         f"{config.base_url.rstrip('/')}/status",
         params={"msg_id": ",".join(message_ids)},
         headers={"X-Api-Key": config.credentials["SEVENIO_API_KEY"], "Accept": "application/json"},
-        timeout=config.timeout,
     )
     check_http(response)
     return parse_status_answer(response.text, message_ids, config.zone)
 
 
-def parse_status_answer(text: str, message_ids: list[str], tz: str = DEFAULT_ZONE) -> dict[str, Report | None]:
+def parse_status_answer(text: str, message_ids: list[str], tz: str = DEFAULT_ZONE) -> dict[str, PollResult]:
     """The JSON array ``[{"id", "status", "status_time"}]`` or the legacy ``STATUS\\n<time>`` for one id.
 
-    An id without a status (null, empty, or absent from the answer) has no report yet. A malformed entry
-    is skipped, so the rest of the answer still counts.
+    An id whose entry has no status (null or empty) has no report yet, and so has an id the answer leaves out
+    (an empty body too: the provider notes say "no status (null / empty)"). An entry that cannot be read is a
+    transient fault for its id; an entry whose id cannot be read makes every id without a readable entry a
+    transient fault, since it may have been theirs. An answer that cannot be read at all raises ProviderError.
     """
-    found: dict[str, Report | None] = dict.fromkeys(message_ids)
+    found: dict[str, PollResult] = dict.fromkeys(message_ids)
     body = text.strip()
     if body[:1] in ("[", "{"):
         try:
-            entries = json.loads(body)
-        except json.JSONDecodeError:
+            entries = strictjson.loads(body)
+        except strictjson.InvalidJson:
             raise ProviderError("garbage") from None
+        read: set[str] = set()
+        anonymous = False
         for entry in entries if isinstance(entries, list) else [entries]:
-            if not isinstance(entry, dict) or str(entry.get("id")) not in found or not entry.get("status"):
-                continue
-            fields = {"msg_id": str(entry["id"]), "status": entry["status"], "timestamp": entry.get("status_time")}
-            try:
-                found[fields["msg_id"]] = report(fields, Source.POLL, tz)
-            except BadInput:
-                continue
+            mid = _entry_id(entry)
+            if mid is None:
+                anonymous = True
+            elif mid in found and isinstance(entry, dict):
+                found[mid] = _entry_report(mid, entry, tz)
+                read.add(mid)
+        for mid in message_ids:
+            if anonymous and mid not in read:
+                found[mid] = ProviderError("malformed_entry")
         return found
     lines = [line.strip() for line in body.splitlines()]
     if not body:
         return found
     if lines[0] in _AUTH_CODES:
         raise ProviderError("sevenio_auth", auth=True)
-    if len(message_ids) != 1 or not _RAW.match(lines[0]):
+    if len(message_ids) != 1 or not _RAW.fullmatch(lines[0]):
         raise ProviderError("garbage")
     fields = {"msg_id": message_ids[0], "status": lines[0], "timestamp": lines[1] if len(lines) > 1 else None}
     try:
@@ -216,3 +226,18 @@ def parse_status_answer(text: str, message_ids: list[str], tz: str = DEFAULT_ZON
     except BadInput:
         raise ProviderError("garbage") from None
     return found
+
+
+def _entry_id(entry: Any) -> str | None:
+    mid = entry.get("id") if isinstance(entry, dict) else None
+    return str(mid) if isinstance(mid, str | int) and not isinstance(mid, bool) else None
+
+
+def _entry_report(mid: str, entry: dict[str, Any], tz: str) -> PollResult:
+    if entry.get("status") is None or entry.get("status") == "":
+        return None  # no report yet
+    fields = {"msg_id": mid, "status": entry["status"], "timestamp": entry.get("status_time")}
+    try:
+        return report(fields, Source.POLL, tz)
+    except BadInput:
+        return ProviderError("malformed_entry")
