@@ -5,11 +5,9 @@ from __future__ import annotations
 import ast
 import fnmatch
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 from support.template import template
@@ -42,19 +40,15 @@ POLLER_SECRETS = {name for module in PROVIDERS.values() for name in module.CREDE
 
 
 def stored_name(secret: str) -> str:
-    """The name under ``SECRETS_PATH`` that ``credentials.secret`` reads for ``secret``, found by asking it."""
+    """The name under ``SECRETS_PATH`` that the secret store reads for ``secret``, found by asking it."""
     asked: list[str] = []
 
-    def get_parameter(key: str, **_: Any) -> str:
-        asked.append(key)
-        return "value"
+    class Recording:
+        def get(self, key: str, **_: Any) -> str:
+            asked.append(key)
+            return "value"
 
-    with (
-        mock.patch.dict(os.environ, {"SECRETS_PATH": "/path", "SECRETS_STORE": "ssm"}),
-        mock.patch.object(credentials.parameters, "get_parameter", get_parameter),
-    ):
-        os.environ.pop(secret, None)
-        credentials.secret(secret)
+    credentials.SecretStore("/path", provider=Recording()).get(secret)
     [key] = asked
     assert key.startswith("/path/"), key
     return key.removeprefix("/path/")
@@ -516,6 +510,20 @@ def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use() -> None:
     assert set(grant["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
 
 
+def heading_anchors(markdown: str) -> set[str]:
+    """The anchors a Markdown renderer gives the headings: lower case, punctuation dropped, spaces as dashes."""
+    titles = [line.lstrip("#").strip().lower() for line in markdown.splitlines() if line.startswith("#")]
+    return {re.sub(r"[^\w\- ]", "", title).replace(" ", "-") for title in titles}
+
+
+def test_every_alarm_links_to_what_to_do_in_operations() -> None:
+    anchors = heading_anchors((ROOT / "docs" / "operations.md").read_text())
+    for name, alarm in alarms().items():
+        links = re.findall(r"docs/operations\.md#([\w-]+)", alarm["AlarmDescription"])
+        assert links, f"{name} names no section of docs/operations.md"
+        assert set(links) <= anchors, f"{name}: no section {sorted(set(links) - anchors)} in docs/operations.md"
+
+
 def test_callback_5xx_alarm() -> None:
     alarm = alarm_on("AWS/ApiGateway", "5xx", ApiId={"Ref": "HttpApi"})
     assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
@@ -523,7 +531,7 @@ def test_callback_5xx_alarm() -> None:
     assert not fires_at(alarm, 0)
 
 
-@pytest.mark.parametrize("metric", ["ProviderAuthFailures", "StorageFailures"])
+@pytest.mark.parametrize("metric", ["ProviderAuthFailures", "ProviderConfigFaults", "StorageFailures"])
 def test_any_failure_counted_by_the_code_alarms_within_5_minutes(metric: str) -> None:
     alarm = alarm_on(SERVICE, metric, service=STACK)
     assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
@@ -715,6 +723,7 @@ def test_dashboard_shows_what_operators_read() -> None:
         "OldestDueAgeSeconds",
         "ProviderErrors",
         "ProviderAuthFailures",
+        "ProviderConfigFaults",
     ):
         assert metric in text, metric
     for api_metric in ("Count", "4xx", "5xx", "Latency"):
