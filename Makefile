@@ -14,13 +14,14 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := .tools/checkov
 export AWS_DEFAULT_REGION ?= eu-central-1
 
-.PHONY: help run test test-unit test-component test-integration lint lint-template scan build bench clean
+.PHONY: help run test test-unit test-component test-integration lint lint-template scan openapi build bench clean
 
 help:
 	@echo "make run        the whole system on 127.0.0.1:\$${API_PORT:-3000}, with simulated providers (SIMULATE=0: without)"
 	@echo "make test       lint everything, validate and build the template, run every test tier (what CI runs)"
 	@echo "make lint       ruff and mypy"
 	@echo "make scan       checkov on template.yaml, offline (part of make test)"
+	@echo "make openapi    write docs/openapi.json from template.yaml and the code (make test checks it is current)"
 	@echo "make build      sam build (no Docker needed)"
 	@echo "make clean      remove the venvs, node_modules and build output"
 
@@ -67,6 +68,10 @@ lint-template: $(BIN)/.installed $(SAM_VENV)/.installed
 # skipped on its resource (Metadata: checkov: skip, with the reason); never skipped here.
 scan: $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
+
+# docs/openapi.json from template.yaml's routes and the code's limits; make test fails while it is stale.
+openapi: $(BIN)/.run
+	PYTHONPATH=layers/dlrwatch:local $(BIN)/python -m dlrwatch_local.openapi
 
 build: $(SAM_VENV)/.installed
 	$(SAM) build
