@@ -9,18 +9,21 @@ SAM_VENV := .tools/sam
 SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 SAM_VERSION := 1.170.0
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
-# checkov pins many libraries of its own: it has a venv of its own too, named by its version.
+# checkov and pip-audit pin many libraries of their own: each has a venv of its own too, named by its version.
 CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := .tools/checkov
+PIP_AUDIT_VERSION := 2.10.1
+PIP_AUDIT_VENV := .tools/pip-audit
 export AWS_DEFAULT_REGION ?= eu-central-1
 
-.PHONY: help run test test-unit test-component test-integration lint lint-template scan openapi build bench clean
+.PHONY: help run test test-unit test-component test-integration lint lint-template scan audit openapi build bench clean
 
 help:
 	@echo "make run        the whole system on 127.0.0.1:\$${API_PORT:-3000}, with simulated providers (SIMULATE=0: without)"
 	@echo "make test       lint everything, validate and build the template, run every test tier (what CI runs)"
 	@echo "make lint       ruff and mypy"
 	@echo "make scan       checkov on template.yaml, offline (part of make test)"
+	@echo "make audit      pip-audit of the layer as built and of .venv; fails if no vulnerability database answers"
 	@echo "make openapi    write docs/openapi.json from template.yaml and the code (make test checks it is current)"
 	@echo "make build      sam build (no Docker needed)"
 	@echo "make clean      remove the venvs, node_modules and build output"
@@ -52,6 +55,12 @@ $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	touch $@
 
+$(PIP_AUDIT_VENV)/.installed-$(PIP_AUDIT_VERSION):
+	rm -rf $(PIP_AUDIT_VENV)
+	$(PYTHON) -m venv $(PIP_AUDIT_VENV)
+	$(PIP_AUDIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check pip-audit==$(PIP_AUDIT_VERSION)
+	touch $@
+
 run: $(BIN)/.run $(if $(filter local,$(DYNAMODB)),node_modules/.installed)
 	PYTHONPATH=local $(BIN)/python -m dlrwatch_local
 
@@ -68,6 +77,15 @@ lint-template: $(BIN)/.installed $(SAM_VENV)/.installed
 # skipped on its resource (Metadata: checkov: skip, with the reason); never skipped here.
 scan: $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
+
+# Known vulnerabilities in what ships (the layer as sam build makes it; boto3 is the runtime's) and in .venv.
+# Exceptions go in scripts/audit-allowlist.txt, each with its reason. No database answering is a failure, which
+# is why this is not in `make test`: from CI's network none answers (PyPI's per-version JSON API says 404 for every
+# release, OSV is out of reach). Run it where one does.
+audit: build $(BIN)/.installed $(PIP_AUDIT_VENV)/.installed-$(PIP_AUDIT_VERSION)
+	$(BIN)/python scripts/audit_dependencies.py --pip-audit $(PIP_AUDIT_VENV)/bin/pip-audit \
+		--allowlist scripts/audit-allowlist.txt layer=.aws-sam/build/DlrwatchLayer/python \
+		dev=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
 # docs/openapi.json from template.yaml's routes and the code's limits; make test fails while it is stale.
 openapi: $(BIN)/.run
