@@ -2,9 +2,18 @@
 
 Sending answers new message ids (seven.io ``POST /api/sms``, EAPI ``send_sms`` with a batch id, JSON API
 ``POST /messages``), with no report yet. Status calls answer like the real ones (see the provider notes) from
-state the caller sets, and misbehave on demand:
-``fail(provider, kind, times)`` makes the next calls slow, 5xx, 429, garbage, partial, or refuse the
-credentials. Every call is counted, with the ids it asked for.
+state the caller sets, and misbehave on demand, the way real servers sometimes do:
+``fail(provider, kind, times, **options)`` makes the next calls
+
+- ``slow``: answer after ``slow_seconds``; ``drip``: send the headers, then the body a byte every
+  ``interval`` seconds (default 2);
+- ``5xx`` (a 503) or ``429``, with ``retry_after`` as the Retry-After header (a 429 sends "90" by default);
+- ``redirect``: a 307 to ``location`` (e.g. a ``CaptureServer``'s URL);
+- ``garbage`` (an HTML page), ``body``: a 200 with ``body`` (and ``content_type``), for odd answers such as
+  deeply nested JSON or huge numbers; ``partial``: some rows missing or malformed;
+- ``auth``: refuse the credentials; ``eapi22``: the EAPI's internal error.
+
+Every call is counted, with the ids it asked for.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-FAULTS = ("slow", "5xx", "429", "garbage", "partial", "auth", "eapi22")
+FAULTS = ("slow", "drip", "5xx", "429", "redirect", "garbage", "body", "partial", "auth", "eapi22")
 
 SEVENIO_KEY = "standin-sevenio-key"
 EAPI_USER, EAPI_PASSWORD = "standin-user", "standin-password"
@@ -35,7 +44,7 @@ class StandInState:
     eapi: dict[str, dict[str, tuple[str, str]]] = field(default_factory=lambda: defaultdict(dict))
     # JSON API: id -> (status type, subtype or None)
     bulksms: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    faults: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
+    faults: dict[str, deque[tuple[str, dict[str, Any]]]] = field(default_factory=lambda: defaultdict(deque))
     calls: Counter[str] = field(default_factory=Counter)
     asked: dict[str, list[list[str]]] = field(default_factory=lambda: defaultdict(list))
     slow_seconds: float = 3.0
@@ -94,16 +103,16 @@ class ProviderStandIns:
 
     # -- control --------------------------------------------------------------------------------------
 
-    def fail(self, provider: str, kind: str, times: int = 1) -> None:
+    def fail(self, provider: str, kind: str, times: int = 1, **options: Any) -> None:
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; one of {FAULTS}")
         with self._lock:
-            self.state.faults[provider].extend([kind] * times)
+            self.state.faults[provider].extend([(kind, options)] * times)
 
-    def _next_fault(self, provider: str) -> str | None:
+    def _next_fault(self, provider: str) -> tuple[str | None, dict[str, Any]]:
         with self._lock:
             queue = self.state.faults[provider]
-            return queue.popleft() if queue else None
+            return queue.popleft() if queue else (None, {})
 
     def _count(self, provider: str, ids: list[str]) -> None:
         with self._lock:
@@ -252,7 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _fault(self, provider: str, *, authorized: bool) -> bool:
         """Answer the next queued fault, if any; True when the request has been answered."""
         self._partial = False
-        fault = self.standins._next_fault(provider)
+        fault, options = self.standins._next_fault(provider)
         eapi = provider == "bulksms-eapi"
         if fault == "auth" or not authorized:
             if eapi:
@@ -262,11 +271,21 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if fault == "slow":
             time.sleep(self.standins.state.slow_seconds)
+        elif fault == "drip":
+            self._drip(options.get("body", "x" * 64), float(options.get("interval", 2.0)))
+            return True
         elif fault == "5xx":
-            self._send(503, "service unavailable")
+            retry = {"Retry-After": str(options["retry_after"])} if "retry_after" in options else {}
+            self._send(503, "service unavailable", headers=retry)
             return True
         elif fault == "429":
-            self._send(429, "slow down", headers={"Retry-After": "90"})
+            self._send(429, "slow down", headers={"Retry-After": str(options.get("retry_after", "90"))})
+            return True
+        elif fault == "redirect":
+            self._send(307, "moved", headers={"Location": str(options["location"])})
+            return True
+        elif fault == "body":
+            self._send(200, str(options["body"]), str(options.get("content_type", "application/json")))
             return True
         elif fault == "garbage":
             self._send(200, "<html><body>maintenance</body></html>", "text/html")
@@ -277,6 +296,22 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault == "partial":
             self._partial = True
         return False
+
+    def _drip(self, body: str, interval: float) -> None:
+        """Headers at once, then the body a byte at a time: each read gets data, so no read ever times out."""
+        data = body.encode()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.flush()
+            for n in range(len(data)):
+                self.wfile.write(data[n : n + 1])
+                self.wfile.flush()
+                time.sleep(interval)
+        except OSError:
+            pass  # the client gave up (its deadline): nothing more to send
 
     def _send(
         self, code: int, body: str, content_type: str = "text/plain", headers: dict[str, str] | None = None
@@ -292,3 +327,48 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test): nothing to answer
+
+
+class CaptureServer:
+    """A server of another origin that records every request it gets and answers 200: where a redirect points,
+    so a test can show that no credential ever arrives there."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        capture = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+            def _record(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                capture.requests.append(
+                    {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+                )
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"[]")
+
+            do_GET = do_POST = _record
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, name="capture", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}/elsewhere"
+
+    def __enter__(self) -> CaptureServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -4,84 +4,21 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from dlrwatch_local.standins import ProviderStandIns
 from support.dynamo import RequestCounter
+from support.polling import SCHEDULE, SENT_AT, SHARDS, Clock, berlin, item, register
 
 from dlrwatch.config import Settings
 from dlrwatch.domain.report import Report, Source
-from dlrwatch.domain.schedule import Schedule
 from dlrwatch.domain.status import Status
 from dlrwatch.domain.times import iso
 from dlrwatch.poller import Poller
 from dlrwatch.providers import sevenio
-from dlrwatch.store import NextPoll, Registered, Store, due_shard
-
-SENT_AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
-SCHEDULE = Schedule.parse("5m,30m,2h,5h,1d,2d,5d")
-SHARDS = 4
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def standins() -> Iterator[ProviderStandIns]:
-    with ProviderStandIns() as running:
-        yield running
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(SENT_AT)
-
-
-@pytest.fixture
-def settings(standins: ProviderStandIns) -> Settings:
-    urls = standins.urls
-    return Settings(
-        table_name="dlrwatch-test",
-        schedule=SCHEDULE,
-        due_shards=SHARDS,
-        provider_urls={
-            "sevenio": urls["SEVENIO_API_URL"],
-            "bulksms-eapi": urls["BULKSMS_EAPI_URL"],
-            "bulksms": urls["BULKSMS_API_URL"],
-        },
-        # Generous for a loaded CI machine (connect gets a third); the slow stand-in answers after 3 s.
-        provider_timeout=1.5,
-    )
-
-
-@pytest.fixture
-def poller(store: Store, settings: Settings, clock: Clock) -> Poller:
-    return Poller(store, settings, secrets=ProviderStandIns.credentials().get, clock=clock)
-
-
-def register(store: Store, provider: str, message_id: str, sent_at: datetime = SENT_AT) -> Registered:
-    first = NextPoll(iso(sent_at + SCHEDULE.offsets[0]), 0)
-    return store.register(provider, message_id, sent_at, None, first, due_shard(provider, message_id, SHARDS), sent_at)
-
-
-def item(store: Store, provider: str, message_id: str) -> dict[str, Any]:
-    found = store.get(provider, message_id)
-    assert found is not None
-    return found
-
-
-def berlin(moment: datetime) -> str:
-    """A time as seven.io writes it: zone-less Berlin local time (UTC+1 in November)."""
-    return (moment + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.000")
-
+from dlrwatch.store import Store, due_shard
 
 # -- the schedule -------------------------------------------------------------------------------------
 

@@ -48,8 +48,8 @@ def normalize(raw: str) -> Status:
 
 
 def msisdn(value: str) -> str:
-    """The recipient as the EAPI writes it: digits only, no ``+``, no spaces."""
-    digits = value.strip().lstrip("+").replace(" ", "")
+    """The recipient as the EAPI writes it: digits only, no ``+``, no spaces (other whitespace is refused)."""
+    digits = value.strip(" ").lstrip("+").replace(" ", "")
     if not _MSISDN.fullmatch(digits):
         raise BadInput(f"msisdn {shown(value)} is not 5-20 digits")
     return digits
