@@ -12,17 +12,19 @@ import json
 import re
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from dlrwatch_local.httpserver import LoopbackServer, RequestHandler
 from dlrwatch_local.template import template
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-TEXT_TYPES = ("application/json", "text/")
+# Media types API Gateway passes as text (besides text/*), as observed on HTTP APIs with payload format 2.0.
+TEXT_MEDIA_TYPES = frozenset({"application/json", "application/xml", "application/javascript"})
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,33 @@ def handler_module(logical_id: str) -> tuple[str, str]:
     return props["CodeUri"], props["Handler"]
 
 
+def is_text(content_type: str) -> bool:
+    """Whether API Gateway hands a body of this media type to the function as text rather than base64: only
+    ``text/*``, JSON, XML and JavaScript are text (forms, a missing type and everything else arrive base64)."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type.startswith("text/") or media_type in TEXT_MEDIA_TYPES
+
+
+def event_body(body: bytes, content_type: str) -> tuple[str, bool]:
+    """The event's ``body`` and ``isBase64Encoded``. Text that is not valid UTF-8 cannot travel as a JSON string:
+    it arrives base64-encoded, like a binary body."""
+    if is_text(content_type):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
+
+
+def event_headers(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Header names in lower case; a header sent several times is one, its values joined by commas (payload 2.0)."""
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        headers[key] = f"{headers[key]},{value}" if key in headers else value
+    return headers
+
+
 def api_event(
     method: str,
     route: Route,
@@ -70,8 +99,6 @@ def api_event(
     body: bytes,
     source_ip: str,
 ) -> dict[str, Any]:
-    content_type = headers.get("content-type", "")
-    as_text = not body or content_type.startswith(TEXT_TYPES)
     query_parameters: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
         query_parameters[key] = f"{query_parameters[key]},{value}" if key in query_parameters else value
@@ -100,85 +127,71 @@ def api_event(
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "timeEpoch": int(now * 1000),
         },
-        "isBase64Encoded": not as_text,
+        "isBase64Encoded": False,
     }
     if query_parameters:
         event["queryStringParameters"] = query_parameters
     if params:
         event["pathParameters"] = params
     if body:
-        event["body"] = body.decode() if as_text else base64.b64encode(body).decode()
+        event["body"], event["isBase64Encoded"] = event_body(body, headers.get("content-type", ""))
     return event
 
 
 class LocalApi:
-    """``ThreadingHTTPServer`` on 127.0.0.1 that invokes ``invoke(logical_id, event)`` for each request."""
+    """The API on 127.0.0.1 (``port`` 0: a free one): ``invoke(logical_id, event)`` answers each routed request.
+
+    ``invoke`` is called from many threads at once, one per connection, as API Gateway invokes concurrently.
+    """
 
     def __init__(self, port: int, invoke: Callable[[str, dict[str, Any]], dict[str, Any]]) -> None:
         self.routes = routes()
         self.invoke = invoke
         self.requests = 0
+        self._count_lock = threading.Lock()
         api = self
 
-        class RequestHandler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: the handlers log what matters, and the query string carries the callback token."""
-
-            def do_GET(self) -> None:
+        class ApiRequestHandler(RequestHandler):
+            def serve(self) -> None:
                 api.serve(self)
 
-            def do_POST(self) -> None:
-                api.serve(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), RequestHandler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="api", daemon=True)
+        self.server = LoopbackServer(ApiRequestHandler, port=port)
 
     @property
     def port(self) -> int:
-        return int(self.server.server_address[1])
+        return self.server.port
 
     def start(self) -> None:
-        self.thread.start()
+        self.server.start(name="api")
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
-    def serve(self, request: BaseHTTPRequestHandler) -> None:
-        self.requests += 1
+    def serve(self, request: RequestHandler) -> None:
+        with self._count_lock:
+            self.requests += 1
+        # API Gateway takes in the whole request before routing it: a body it refuses is refused on any route.
+        body = request.read_body()
         url = urlsplit(request.path)
         method = request.command.upper()
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else b""
         for route in self.routes:
             params = route.match(method, url.path)
             if params is not None:
-                headers = {k.lower(): v for k, v in request.headers.items()}
+                headers = event_headers(request.headers.items())
                 event = api_event(method, route, params, url.path, url.query, headers, body, request.client_address[0])
                 try:
                     answer = self.invoke(route.function, event)
-                except Exception as exc:  # a crashing handler is a 500 on API Gateway too
-                    answer = {"statusCode": 500, "body": json.dumps({"message": f"Internal Server Error: {exc!r}"})}
+                except Exception:  # a crashing function is a 500 on API Gateway too; the trace is its log
+                    traceback.print_exc()
+                    answer = {"statusCode": 500, "body": json.dumps({"message": "Internal Server Error"})}
                 self._answer(request, answer)
                 return
-        self._answer(request, {"statusCode": 404, "body": json.dumps({"message": "Not Found"})})
+        request.respond_error(404, "Not Found")
 
     @staticmethod
-    def _answer(request: BaseHTTPRequestHandler, answer: dict[str, Any]) -> None:
+    def _answer(request: RequestHandler, answer: dict[str, Any]) -> None:
         raw = answer.get("body") or ""
         data = base64.b64decode(raw) if answer.get("isBase64Encoded") else str(raw).encode()
         headers = {k.lower(): str(v) for k, v in (answer.get("headers") or {}).items()}
         headers.setdefault("content-type", "application/json")
-        try:
-            request.send_response(int(answer.get("statusCode", 200)))
-            for name, value in headers.items():
-                if name != "content-length":
-                    request.send_header(name, value)
-            request.send_header("Content-Length", str(len(data)))
-            request.end_headers()
-            request.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        request.respond(int(answer.get("statusCode", 200)), data, headers)
