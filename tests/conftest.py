@@ -44,5 +44,11 @@ def requests_sent(moto_client: object) -> RequestCounter:
 
 
 @pytest.fixture
-def store(moto_client: object) -> Store:
+def moto_store(moto_client: object) -> Store:
+    """The store on moto, under its own name: the store suite (tests/integration) runs on it and on DynamoDB Local."""
     return Store(TABLE, retention=timedelta(days=90), client=moto_client)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(moto_store: Store) -> Store:
+    return moto_store
