@@ -221,7 +221,7 @@ def check_http(response: HttpResponse) -> None:
     """Classify a provider's HTTP error answer; return quietly on success."""
     code = response.status_code
     if 300 <= code < 400:
-        raise ProviderError("redirect", config=True)
+        raise ProviderError(f"http_{code}", config=True)
     if code in (401, 403):
         raise ProviderError(f"http_{code}", auth=True)
     if code in (429, 503):
