@@ -2,25 +2,40 @@
 
 Reads the same variables as the deployed functions (``TABLE_NAME``, ``POLL_SCHEDULE``, ``SEVENIO_API_URL``, the
 secrets ...) plus ``API_PORT`` (3000), ``POLL_INTERVAL`` (seconds, 60), ``SIMULATE`` (1), ``DYNAMODB``
-(``moto`` or ``local``), ``SIM_MESSAGES`` (60), ``SIM_SEED`` (7) and ``EVENTS_FILE``. Stops cleanly on Ctrl-C.
+(``moto`` or ``local``), ``SIM_MESSAGES`` (60), ``SIM_SEED`` (7) and ``EVENTS_FILE``. Stops cleanly and at once on
+Ctrl-C or SIGTERM (what a background job, a container or a test harness sends), even in the middle of a simulation.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlrwatch_local.stack import DEFAULT_TOKEN, LocalStack, Options
 from dlrwatch_local.standins import ProviderStandIns
 
+if TYPE_CHECKING:
+    from dlrwatch_local.simulate import Simulation
+
 # With simulated providers, a schedule of seconds instead of days, so a whole run fits in a minute or two.
 SIMULATED_SCHEDULE = "3s,6s,10s,15s,25s"
 SIMULATED_POLL_INTERVAL = "1"
+
+
+def end_timeline(simulation: Simulation) -> None:
+    """Plan nothing more for an interrupted simulation, so that it sends no request to a stack that is stopping.
+
+    Its timeline pops the earliest planned action once that action is due; a single planned action that is
+    never due leaves it nothing to do, and is swapped in by one slice assignment, so the timeline never sees
+    the plan empty between its check and its pop.
+    """
+    simulation.queue[:] = [(math.inf, 0, lambda: None)]
 
 
 def main() -> int:
@@ -43,8 +58,9 @@ def main() -> int:
 
     started = time.monotonic()
     stack = LocalStack(options, on_event=show)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    # SIGTERM stops like Ctrl-C: it interrupts whatever the main thread is doing, a simulation included.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    simulation = None
     try:
         stack.start()
         api_url = f"http://127.0.0.1:{stack.api.port}"
@@ -77,11 +93,15 @@ def main() -> int:
             stack.on_event = count_event
             simulation.run()
             print("simulation done; still serving (Ctrl-C to stop)", flush=True)
-        stopped.wait()
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):  # stopping once is enough: a second signal waits
+            signal.signal(stop_signal, signal.SIG_IGN)
         print("stopping ...", flush=True)
+        if simulation is not None:
+            end_timeline(simulation)
         stack.stop()
         if standins is not None:
             standins.stop()

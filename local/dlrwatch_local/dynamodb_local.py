@@ -36,8 +36,8 @@ HOST = "127.0.0.1"
 REGION = "eu-central-1"
 # DynamoDB Local accepts any credentials made of letters and digits only (it refuses "dlrwatch-local").
 FAKE_KEY = "dlrwatchlocal"
-# Probes while it starts: one attempt each, quickly given up, so the deadline is what bounds the wait.
-_PROBE_CONFIG = Config(connect_timeout=0.5, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 1})
+# Probes while it starts: one attempt each, so the deadline is what bounds the wait; room for a loaded machine.
+_PROBE_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1})
 
 
 class DynamoDBLocalError(RuntimeError):

@@ -100,7 +100,7 @@ def start(tmp_path: Path, dynamodb: str, extra: dict[str, str]) -> RunningStack:
 
 def stop(stack: RunningStack) -> int:
     if stack.process.poll() is None:
-        stack.process.send_signal(signal.SIGINT)
+        stack.process.send_signal(signal.SIGTERM)
     try:
         return stack.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
