@@ -24,9 +24,10 @@ import threading
 import time
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from dlrwatch_local.httpserver import LoopbackServer, RequestHandler
 
 FAULTS = ("slow", "drip", "5xx", "429", "redirect", "garbage", "body", "partial", "auth", "eapi22")
 
@@ -57,19 +58,16 @@ class ProviderStandIns:
         self.state = StandInState()
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"standins": self})
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name="standins", daemon=True)
+        self.server = LoopbackServer(handler, host=host, port=port)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> ProviderStandIns:
-        self._thread.start()
+        self.server.start("standins")
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     def __enter__(self) -> ProviderStandIns:
         return self.start()
@@ -79,8 +77,7 @@ class ProviderStandIns:
 
     @property
     def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.server.base_url
 
     @property
     def urls(self) -> dict[str, str]:
@@ -120,12 +117,8 @@ class ProviderStandIns:
             self.state.asked[provider].append(ids)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(RequestHandler):
     standins: ProviderStandIns
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read counters, not access logs."""
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -138,8 +131,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode()
+        raw = self.read_body().decode()
         form = parse_qs(raw)
         if url.path == "/eapi/status_reports/get_report/2/2.0":
             self._eapi(form)
@@ -300,12 +292,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _drip(self, body: str, interval: float) -> None:
         """Headers at once, then the body a byte at a time: each read gets data, so no read ever times out."""
         data = body.encode()
+        self.close_connection = True  # the answer ends in mid-body when the client gives up
+        self._answered = True  # written here, a byte at a time, not through respond()
         try:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.flush()
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+            self.wfile.write(head.encode())
             for n in range(len(data)):
                 self.wfile.write(data[n : n + 1])
                 self.wfile.flush()
@@ -316,17 +307,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self, code: int, body: str, content_type: str = "text/plain", headers: dict[str, str] | None = None
     ) -> None:
-        data = body.encode()
-        try:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout test): nothing to answer
+        self.respond(code, body.encode(), {"Content-Type": content_type, **(headers or {})})
 
 
 class CaptureServer:
@@ -337,38 +318,23 @@ class CaptureServer:
         self.requests: list[dict[str, Any]] = []
         capture = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-            def _record(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+        class Handler(RequestHandler):
+            def serve(self) -> None:
+                body = self.read_body()
                 capture.requests.append(
                     {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
                 )
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"[]")
+                self.respond(200, b"[]", {"Content-Type": "application/json"})
 
-            do_GET = do_POST = _record
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name="capture", daemon=True)
+        self.server = LoopbackServer(Handler)
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}/elsewhere"
+        return f"{self.server.base_url}/elsewhere"
 
     def __enter__(self) -> CaptureServer:
-        self._thread.start()
+        self.server.start("capture")
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
