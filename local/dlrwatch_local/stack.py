@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from dlrwatch_local.api import LocalApi, handler_module, routes
 from dlrwatch_local.streams import StreamPump, filter_patterns, stream_source
@@ -413,7 +414,10 @@ class LocalStack:
         env.setdefault("EVENT_BUS_NAME", "local")
         self.region = env["AWS_DEFAULT_REGION"]
         self.dynamodb = boto3.client("dynamodb")
-        self.streams = boto3.client("dynamodbstreams")
+        # The stream reader retries on its own: a down endpoint fails its pass quickly and is said once.
+        self.streams = boto3.client(
+            "dynamodbstreams", config=Config(connect_timeout=2, read_timeout=10, retries={"total_max_attempts": 1})
+        )
 
     def _create_table(self) -> None:
         definition = table_definition(self.options.table_name)
@@ -491,6 +495,8 @@ class LocalStack:
             batch_size=int(source.get("BatchSize", 100)),
             retries=int(source.get("MaximumRetryAttempts", 5)),
             patterns=filter_patterns(source),
+            table_name=self.options.table_name,  # to find the table's new stream when it is made anew
+            dynamodb=self.dynamodb,
         )
         self.pump.start()
         self._closers.append(self.pump.stop)
