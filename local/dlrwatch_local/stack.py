@@ -1,9 +1,10 @@
 """The whole of dlrwatch on one machine: DynamoDB, the HTTP API, the scheduler and the stream publisher.
 
 Everything is the deployed code (the handlers of template.yaml, called with the events Lambda would pass);
-only the AWS services around it are local: moto's server or Amazon's DynamoDB Local for the table and its
-stream, a loopback HTTP server for API Gateway, a timer for EventBridge Scheduler, a stream reader for the
-event source mapping, and a JSON-lines file for the EventBridge bus.
+only the AWS services around it are local: moto's server (one request at a time) or Amazon's DynamoDB Local for
+the table and its stream, a loopback HTTP server for API Gateway, processes of their own for the API functions'
+execution environments, a timer for EventBridge Scheduler, a stream reader for the event source mapping, and a
+JSON-lines file for the EventBridge bus.
 """
 
 from __future__ import annotations
