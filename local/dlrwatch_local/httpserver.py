@@ -9,7 +9,8 @@ stalls every answer on a keep-alive connection by the peer's delayed ACK (about 
   the subclass has one and answers 404 ``{"message": "Not Found"}`` otherwise;
 - ``read_body()`` reads the whole body, by Content-Length or chunked; a malformed length is a 400, a body over
   ``max_body_bytes`` (API Gateway's 10 MB by default) a 413, and both are answered before the connection closes;
-- ``respond()`` sends status line, headers and body in one write, on a socket with TCP_NODELAY;
+- ``respond()`` sends status line, headers and body in one write, on a socket with TCP_NODELAY (``send_head()``
+  sends the head alone, for a handler that writes its body itself, then closes the connection after it);
 - ``LoopbackServer`` listens with a backlog of 1024 and, when stopped, closes the connections it still holds.
 
 Use::
@@ -96,6 +97,20 @@ class RequestHandler(BaseHTTPRequestHandler):
         A ``Connection: close`` header ends the connection after the answer. A peer that went away meanwhile is
         not an error: there is nobody left to answer.
         """
+        head = self._head(status, headers, len(body))
+        try:
+            self.wfile.write(head if self.command == "HEAD" else head + body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def send_head(self, status: int, headers: Mapping[str, str] | None, length: int) -> None:
+        """Send only the status line and headers (with Content-Length ``length``), for a handler that writes the
+        body itself to ``self.wfile`` (slowly, in parts). The connection closes after it: whether the whole body
+        went out is the handler's to know. Raises what writing raises, for the handler to see a peer gone."""
+        self.close_connection = True
+        self.wfile.write(self._head(status, headers, length))
+
+    def _head(self, status: int, headers: Mapping[str, str] | None, length: int) -> bytes:
         lines = [f"{self.protocol_version} {int(status)} {_phrase(int(status))}"]
         given = {name.lower() for name in (headers or {})}
         if "date" not in given:
@@ -108,15 +123,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             if name.lower() == "connection" and value.lower() == "close":
                 self.close_connection = True
             lines.append(f"{name}: {value}")
-        lines.append(f"Content-Length: {len(body)}")
+        lines.append(f"Content-Length: {length}")
         if self.close_connection and "connection" not in given:
             lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self._answered = True
-        try:
-            self.wfile.write(head if self.command == "HEAD" else head + body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def respond_error(self, status: int, message: str) -> None:
         """How refused requests are answered: API Gateway's ``{"message": ...}``. Override for another shape."""

@@ -275,3 +275,18 @@ def test_stopping_the_server_closes_the_connections_it_holds() -> None:
         assert read_answer(sock)[0] == 200
         server.stop()
         assert sock.recv(1) == b"", "the idle keep-alive connection is closed, not left to a lingering thread"
+
+
+class InParts(RequestHandler):
+    def do_GET(self) -> None:
+        self.send_head(200, {"Content-Type": "text/plain"}, len(b"hello world"))
+        for part in (b"hello", b" world"):
+            self.wfile.write(part)
+
+
+def test_a_body_written_by_the_handler_itself_follows_its_head_and_ends_the_connection() -> None:
+    with LoopbackServer(InParts) as server, socket.create_connection((HOST, server.port), timeout=WAIT) as sock:
+        sock.sendall(request("GET", "/x"))
+        status, headers, body = read_answer(sock)
+        assert (status, body, headers["connection"]) == (200, b"hello world", "close")
+        assert sock.recv(1) == b""
