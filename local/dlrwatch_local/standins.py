@@ -292,11 +292,8 @@ class _Handler(RequestHandler):
     def _drip(self, body: str, interval: float) -> None:
         """Headers at once, then the body a byte at a time: each read gets data, so no read ever times out."""
         data = body.encode()
-        self.close_connection = True  # the answer ends in mid-body when the client gives up
-        self._answered = True  # written here, a byte at a time, not through respond()
         try:
-            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-            self.wfile.write(head.encode())
+            self.send_head(200, {"Content-Type": "application/json"}, len(data))
             for n in range(len(data)):
                 self.wfile.write(data[n : n + 1])
                 self.wfile.flush()
