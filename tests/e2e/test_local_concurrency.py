@@ -8,12 +8,7 @@ hundred requests instead of tens of thousands.
 
 from __future__ import annotations
 
-import os
-import queue
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -22,7 +17,7 @@ from typing import Any
 
 import pytest
 import requests
-from dlrwatch_local.stack import free_port
+from support.local_stack import RunningStack, running
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "concurrency-token"
@@ -30,76 +25,25 @@ TOKEN = "concurrency-token"
 RACY_ENTRY = "import runpy, sys; sys.setswitchinterval(1e-5); runpy.run_module('dlrwatch_local', run_name='__main__')"
 
 
-class Stack:
-    def __init__(self, process: subprocess.Popen[str], api_url: str) -> None:
-        self.process = process
-        self.api_url = api_url
-        self.output: list[str] = []
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            self.lines.put(line)
-
-    def wait_for(self, text: str, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                if text in self.lines.get(timeout=0.5):
-                    return
-            except queue.Empty:
-                continue
-        raise AssertionError(f"no {text!r} within {seconds}s; output:\n{''.join(self.output)[-4000:]}")
-
-
-def start_stack(events: Path, *entry: str) -> Iterator[Stack]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "DYNAMODB"))}
-    env.update(
-        {
-            "PYTHONPATH": str(ROOT / "local"),
-            "API_PORT": str(port),
-            "SIMULATE": "0",
-            "CALLBACK_TOKEN": TOKEN,
-            "POLL_SCHEDULE": "1h",  # nothing falls due while the test runs: only its own requests write
-            "POLL_INTERVAL": "3600",
-            "SEVENIO_API_URL": "http://127.0.0.1:9/api",  # never a real provider
-            "EVENTS_FILE": str(events / "status-events.jsonl"),
-            "TABLE_NAME": "dlrwatch-concurrency",
-        }
-    )
-    process = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed command
-        [sys.executable, "-u", *entry],
-        cwd=ROOT,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    running = Stack(process, f"http://127.0.0.1:{port}")
-    try:
-        running.wait_for("dlrwatch serving on", 90)
-        yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+ENV = {
+    "CALLBACK_TOKEN": TOKEN,
+    "POLL_SCHEDULE": "1h",  # nothing falls due while the test runs: only its own requests write
+    "POLL_INTERVAL": "3600",
+    "SEVENIO_API_URL": "http://127.0.0.1:9/api",  # never a real provider
+    "TABLE_NAME": "dlrwatch-concurrency",
+}
 
 
 @pytest.fixture
-def racy_stack(tmp_path: Path) -> Iterator[Stack]:
-    yield from start_stack(tmp_path, "-c", RACY_ENTRY)
+def racy_stack(tmp_path: Path) -> Iterator[RunningStack]:
+    with running(tmp_path, ENV, ("-c", RACY_ENTRY)) as stack:
+        yield stack
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    yield from start_stack(tmp_path, "-m", "dlrwatch_local")
+def stack(tmp_path: Path) -> Iterator[RunningStack]:
+    with running(tmp_path, ENV) as started:
+        yield started
 
 
 def berlin(moment: datetime) -> str:
@@ -136,7 +80,7 @@ def answered(response: requests.Response) -> tuple[int, Any]:
     return response.status_code, response.json() if response.content else None
 
 
-def test_concurrent_requests_are_each_answered_from_their_own_event(racy_stack: Stack) -> None:
+def test_concurrent_requests_are_each_answered_from_their_own_event(racy_stack: RunningStack) -> None:
     client = Client(racy_stack.api_url)
     now = datetime.now(UTC)
     known = [f"k{n}" for n in range(20)]
@@ -172,7 +116,7 @@ def test_concurrent_requests_are_each_answered_from_their_own_event(racy_stack: 
     assert unreported == []
 
 
-def test_concurrent_registration_and_report_of_one_message_lose_nothing(stack: Stack) -> None:
+def test_concurrent_registration_and_report_of_one_message_lose_nothing(stack: RunningStack) -> None:
     """Each message is registered and given a non-final report at the same moment, from two threads: whichever
     write lands first, the message ends ``sent`` and still due for its first poll. (An engine that lets two
     writes to one item interleave loses one in ten of these, so 120 messages show it; moto writes some 45 items

@@ -6,13 +6,6 @@ The providers' status APIs are this test's own stand-ins (``SIMULATE=0``); the p
 
 from __future__ import annotations
 
-import json
-import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,91 +14,24 @@ from typing import Any
 
 import pytest
 import requests
-from dlrwatch_local.stack import free_port
 from dlrwatch_local.standins import ProviderStandIns
+from support.local_stack import RunningStack, launch
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-callback-token"
 SCHEDULE = "2s,4s,7s"  # seconds instead of days: the whole schedule fits in the test
 GIVE_UP_AFTER = 7
 
 
-class RunningStack:
-    def __init__(self, process: subprocess.Popen[str], api_url: str, events_file: Path) -> None:
-        self.process = process
-        self.api_url = api_url
-        self.events_file = events_file
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            self.lines.put(line)
-
-    def wait_for(self, text: str, seconds: float) -> str:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                if self.process.poll() is not None:
-                    break
-                continue
-            if text in line:
-                return line
-        raise AssertionError(f"no {text!r} within {seconds}s; output:\n{''.join(self.output)[-4000:]}")
-
-    def get(self, provider: str, message_id: str) -> dict[str, Any]:
-        answer = requests.get(f"{self.api_url}/messages/{provider}/{message_id}", timeout=5)
-        return answer.json() if answer.status_code == 200 else {}
-
-    def events(self) -> list[dict[str, Any]]:
-        if not self.events_file.exists():
-            return []
-        return [json.loads(line)["detail"] for line in self.events_file.read_text().splitlines() if line.strip()]
-
-
 def start(tmp_path: Path, dynamodb: str, extra: dict[str, str]) -> RunningStack:
-    port = free_port()
-    events_file = tmp_path / "status-events.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
-    env.update(
-        {
-            "PYTHONPATH": str(ROOT / "local"),
-            "API_PORT": str(port),
-            "DYNAMODB": dynamodb,
-            "POLL_INTERVAL": "0.5",
-            "POLL_SCHEDULE": SCHEDULE,
-            "CALLBACK_TOKEN": TOKEN,
-            "EVENTS_FILE": str(events_file),
-            "TABLE_NAME": "dlrwatch-e2e",
-            "PROVIDER_TIMEOUT_SECONDS": "2",
-            "SIMULATE": "0",
-        }
-    )
-    env.update(extra)
-    process = subprocess.Popen(
-        [sys.executable, "-u", "-m", "dlrwatch_local"],
-        cwd=ROOT,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    return RunningStack(process, f"http://127.0.0.1:{port}", events_file)
-
-
-def stop(stack: RunningStack) -> int:
-    if stack.process.poll() is None:
-        stack.process.send_signal(signal.SIGTERM)
-    try:
-        return stack.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        stack.process.kill()
-        raise
+    env = {
+        "DYNAMODB": dynamodb,
+        "POLL_INTERVAL": "0.5",
+        "POLL_SCHEDULE": SCHEDULE,
+        "CALLBACK_TOKEN": TOKEN,
+        "TABLE_NAME": "dlrwatch-e2e",
+        "PROVIDER_TIMEOUT_SECONDS": "2",
+    }
+    return launch(tmp_path, env | extra)
 
 
 @pytest.fixture
@@ -220,7 +146,7 @@ def test_the_local_stack_reaches_every_final_status_through_every_fault(
         assert by_message["sevenio#1005"] == ["pending", "unknown", "delivered"]
         assert by_message["bulksms#5001"][-1] == "unknown"
     finally:
-        code = stop(stack)
+        code = stack.stop()
     assert code == 0, "".join(stack.output)[-3000:]
     assert "stopped" in "".join(stack.output)
 
@@ -233,7 +159,7 @@ def test_the_simulated_providers_lose_no_message(dynamodb: str, tmp_path: Path) 
         stack.wait_for("summary", 150)
         lost = stack.wait_for("lost messages", 10)
     finally:
-        code = stop(stack)
+        code = stack.stop()
     assert "lost messages: 0 (must be 0)" in lost, "".join(stack.output)[-3000:]
     output = "".join(stack.output)
     assert "finals learned by push" in output
