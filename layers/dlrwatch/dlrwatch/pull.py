@@ -136,30 +136,32 @@ def _read(response: requests.Response) -> bytes:
 
 
 class _Watch:
-    """One call in flight: the connection it uses, shut down if the call outlives its deadline."""
+    """One call in flight: the socket it uses, shut down if the call outlives its deadline.
+
+    The socket itself is held, not the connection: when a server answers ``Connection: close``, http.client lets go
+    of the connection's socket (``sock = None``) while the answer is still being read from it.
+    """
 
     def __init__(self) -> None:
-        self.connection: HTTPConnection | None = None
+        self.sock: socket.socket | None = None
         self.expired = False
         self._lock = threading.Lock()
 
-    def attach(self, connection: HTTPConnection) -> None:
+    def attach(self, sock: socket.socket | None) -> None:
         with self._lock:
-            self.connection = connection
+            self.sock = sock
             late = self.expired
         if late:  # the deadline passed while connecting: cut now, before any answer is read
-            _shut(connection)
+            _shut(sock)
 
     def expire(self) -> None:
         with self._lock:
             self.expired = True
-            connection = self.connection
-        if connection is not None:
-            _shut(connection)
+            sock = self.sock
+        _shut(sock)
 
 
-def _shut(connection: HTTPConnection) -> None:
-    sock = connection.sock
+def _shut(sock: socket.socket | None) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked read at once; close() alone would not
@@ -173,7 +175,7 @@ class _WatchedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
         watch: _Watch | None = getattr(_watches, "current", None)
         if watch is not None:
-            watch.attach(self)
+            watch.attach(self.sock)
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
@@ -181,7 +183,7 @@ class _WatchedHTTPSConnection(HTTPSConnection):
         super().request(*args, **kwargs)
         watch: _Watch | None = getattr(_watches, "current", None)
         if watch is not None:
-            watch.attach(self)
+            watch.attach(self.sock)
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
