@@ -195,11 +195,11 @@ sevenio_envelope = mostly(
     obj(
         webhook_event=value("dlr", odd=("sms_mo", "all", 1)),
         webhook_timestamp=value("2026-11-22T10:05:00+01:00"),
-        data=mostly(sevenio_report, st.one_of(st.lists(sevenio_report, max_size=4), value("{}", "[]", ""))),
+        data=mostly(sevenio_report, st.one_of(st.lists(sevenio_report, max_size=3), value("{}", "[]", ""))),
     ),
     sevenio_report,
 )
-sevenio_json = mostly(sevenio_envelope, st.one_of(st.lists(sevenio_envelope, max_size=5), any_json))
+sevenio_json = mostly(sevenio_envelope, st.one_of(st.lists(sevenio_envelope, max_size=3), any_json))
 bulksms_message = obj(
     id=value("1380000001", "abc", 1380000001, odd=("x" * 129, "", None)),
     type=value("SENT", odd=("RECEIVED", "sent", 1)),
@@ -212,7 +212,7 @@ bulksms_message = obj(
     ),
     userSuppliedId=value("u1", "u" * 20, odd=("u" * 65,)),
 )
-bulksms_json = mostly(st.lists(bulksms_message, max_size=11), any_json)
+bulksms_json = mostly(st.lists(bulksms_message, max_size=4), any_json)
 IDS_BY_PROVIDER = {
     "sevenio": ["77149843739", "1"],
     "bulksms": ["1380000001", "abc.DEF_1@x:+-"],
