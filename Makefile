@@ -9,7 +9,7 @@ SAM_VENV := .tools/sam
 SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 SAM_VERSION := 1.170.0
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
-# checkov and pip-audit pin many libraries of their own: each has a venv of its own too, named by its version.
+# The SAM CLI, checkov and pip-audit pin many libraries of their own: each has a venv of its own, named by its version.
 # uv installs them (checkov's hundred packages in seconds where pip takes a minute), never a Python of its own.
 UV_VERSION := 0.13.9
 UV := UV_PYTHON_DOWNLOADS=never .tools/uv/bin/uv
@@ -49,9 +49,10 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(SAM_VENV)/.installed:
-	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
+$(SAM_VENV)/.installed-$(SAM_VERSION): .tools/uv/.installed-$(UV_VERSION)
+	rm -rf $(SAM_VENV)
+	$(UV) venv --quiet --python $(PYTHON) $(SAM_VENV)
+	$(UV) pip install --quiet --compile-bytecode --python $(SAM_VENV)/bin/python aws-sam-cli==$(SAM_VERSION)
 	touch $@
 
 .tools/uv/.installed-$(UV_VERSION):
@@ -80,7 +81,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-lint-template: $(BIN)/.installed $(SAM_VENV)/.installed
+lint-template: $(BIN)/.installed $(SAM_VENV)/.installed-$(SAM_VERSION)
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint
 
@@ -112,7 +113,7 @@ audit-or-say: build $(BIN)/.installed $(PIP_AUDIT_VENV)/.installed-$(PIP_AUDIT_V
 openapi: $(BIN)/.run
 	PYTHONPATH=layers/dlrwatch:local $(BIN)/python -m dlrwatch_local.openapi
 
-build: $(SAM_VENV)/.installed
+build: $(SAM_VENV)/.installed-$(SAM_VERSION)
 	$(SAM) build
 
 test-unit: $(BIN)/.installed
