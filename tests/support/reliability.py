@@ -79,9 +79,25 @@ SUITES = [
     ),
     Suite(
         "tests/component/test_local_api.py",
-        "The local API Gateway: concurrent requests each answered with their own answer, unknown methods, bad "
-        "bodies and lengths, backlog, one write per response.",
-        "requests answered with another request's answer",
+        "The local API Gateway over raw sockets: unrouted methods, bodies that are not UTF-8, malformed lengths, "
+        "chunked and oversized bodies, a burst of 200 connections, the keep-alive stall.",
+        "",
+    ),
+    Suite(
+        "tests/e2e/test_local_concurrency.py",
+        "The running local stack under concurrency: 180 concurrent requests with threads switching every 10 us, "
+        "each answered from its own event; a registration and a report racing for each of 120 messages.",
+        "requests answered from another's event; registrations, reports or due entries lost",
+    ),
+    Suite(
+        "tests/integration/test_local_stream_recovery.py",
+        "The local stream reader across a DynamoDB Local restart on the same port, and a table made anew.",
+        "records written after the restart and not delivered",
+    ),
+    Suite(
+        "tests/e2e/test_local_shutdown.py",
+        "SIGTERM in the middle of a simulation: the stack stops at once, cleanly.",
+        "",
     ),
 ]
 BY_PATH = {suite.path: suite for suite in SUITES}
@@ -127,9 +143,9 @@ def render(tallies: dict[str, Tally], fuzz: dict[str, list[dict[str, Any]]]) -> 
     lines = [
         "# Reliability",
         "",
-        "What the hostile-input and fault tests try, and what their last run found. Written by `make reliability`",
-        f"({datetime.now(UTC):%Y-%m-%d}, Python {platform.python_version()}, {platform.machine()}); every file below",
-        "also runs in `make test`.",
+        "What the hostile-input and fault tests try, and what their last run found: written by `make reliability`",
+        f"on {datetime.now(UTC):%Y-%m-%d} (Python {platform.python_version()}, {platform.machine()}). Every file",
+        "below also runs in `make test`.",
         "",
         "| test | what it tries | cases | failed | lost | reproduce |",
         "|---|---|---|---|---|---|",
