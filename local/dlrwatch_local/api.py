@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from dlrwatch_local.httpserver import LoopbackServer, RequestHandler
-from dlrwatch_local.template import template
+from dlrwatch_local.template import http_api_events, template
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 # Media types API Gateway passes as text (besides text/*), as observed on HTTP APIs with payload format 2.0.
@@ -44,15 +44,10 @@ class Route:
 def routes() -> list[Route]:
     """Every HttpApi route of template.yaml, with the function it invokes."""
     found = []
-    for logical_id, resource in template()["Resources"].items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        for event in (resource["Properties"].get("Events") or {}).values():
-            if event.get("Type") != "HttpApi":
-                continue
-            path, method = event["Properties"]["Path"], event["Properties"]["Method"].upper()
-            regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
-            found.append(Route(method, path, logical_id, re.compile(regex)))
+    for logical_id, props in http_api_events():
+        path, method = props["Path"], props["Method"].upper()
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
+        found.append(Route(method, path, logical_id, re.compile(regex)))
     return found
 
 

@@ -24,7 +24,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from dlrwatch_local.template import ROOT, template
+from dlrwatch_local.template import ROOT, http_api_events
 
 OUTPUT = ROOT / "docs" / "openapi.json"
 ITEM_SCHEMA = ROOT / "docs" / "schemas" / "item.schema.json"
@@ -135,16 +135,12 @@ class Route:
 
 
 def template_routes() -> list[Route]:
-    found = []
-    for logical_id, resource in template()["Resources"].items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        for event in (resource["Properties"].get("Events") or {}).values():
-            if event.get("Type") != "HttpApi":
-                continue
-            props = event["Properties"]
-            iam = (props.get("Auth") or {}).get("Authorizer") == "AWS_IAM"
-            found.append(Route(props["Method"].lower(), props["Path"], logical_id, iam))
+    found = [
+        Route(
+            props["Method"].lower(), props["Path"], logical_id, (props.get("Auth") or {}).get("Authorizer") == "AWS_IAM"
+        )
+        for logical_id, props in http_api_events()
+    ]
     return sorted(found, key=lambda r: (r.path, r.method))
 
 

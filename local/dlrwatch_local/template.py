@@ -51,3 +51,15 @@ def table_definition(name: str) -> dict[str, Any]:
         "GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"],
         "StreamSpecification": {"StreamEnabled": True, **props["StreamSpecification"]},
     }
+
+
+def http_api_events() -> list[tuple[str, dict[str, Any]]]:
+    """Every route of the template: (the function's logical id, the properties of its ``HttpApi`` event)."""
+    found = []
+    for logical_id, resource in template()["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in (resource["Properties"].get("Events") or {}).values():
+            if event.get("Type") == "HttpApi":
+                found.append((logical_id, event["Properties"]))
+    return found

@@ -170,20 +170,23 @@ def _shut(sock: socket.socket | None) -> None:
 _watches = threading.local()
 
 
+def _watched(sock: socket.socket | None) -> None:
+    """Hand the socket a request just went out on to the calling thread's watch, if a call is being watched."""
+    watch: _Watch | None = getattr(_watches, "current", None)
+    if watch is not None:
+        watch.attach(sock)
+
+
 class _WatchedHTTPConnection(HTTPConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         super().request(*args, **kwargs)
-        watch: _Watch | None = getattr(_watches, "current", None)
-        if watch is not None:
-            watch.attach(self.sock)
+        _watched(self.sock)
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         super().request(*args, **kwargs)
-        watch: _Watch | None = getattr(_watches, "current", None)
-        if watch is not None:
-            watch.attach(self.sock)
+        _watched(self.sock)
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
