@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from support.api_events import SIGNED_AT, SIGNING_KEY, TOKEN
 from support.dynamo import RequestCounter
 from support.lambda_context import FakeContext
 
@@ -19,9 +20,6 @@ from dlrwatch.providers import CALLBACKS
 from dlrwatch.store import Store
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-TOKEN = "test-token"
-SIGNING_KEY = "test-signing-key"
-SIGNED_AT = datetime.fromtimestamp(1795341960, tz=UTC)
 
 # event -> the items it must leave: (provider, message_id, status, provider_status, status_at)
 EXPECTED: dict[str, list[tuple[str, str, str, str, str | None]]] = {
@@ -47,17 +45,6 @@ EXPECTED: dict[str, list[tuple[str, str, str, str, str | None]]] = {
 def load(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
     return event
-
-
-@pytest.fixture
-def callback(monkeypatch: pytest.MonkeyPatch, store: Store) -> Any:
-    """The deployed handler module, its store pointed at moto and its clock at the signed event's time."""
-    monkeypatch.setenv("CALLBACK_TOKEN", TOKEN)
-    import callback as module
-
-    monkeypatch.setattr(module.service, "store", store)
-    monkeypatch.setattr(module.service, "clock", lambda: SIGNED_AT)
-    return module
 
 
 def invoke(module: Any, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from support.api_events import SIGNING_KEY, TOKEN
 from support.dynamo import RequestCounter
 from support.lambda_context import FakeContext
 from support.servers import HangingServer
@@ -21,27 +22,12 @@ from dlrwatch.credentials import SecretStore
 from dlrwatch.store import CALLBACK_CLIENT_CONFIG, Store
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-TOKEN = "test-token"
-SIGNING_KEY = "test-signing-key"
 PROVIDER_WAITS = 5.0  # seconds a provider waits for an answer (seven.io: 5 s)
 
 
 def load(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
     return event
-
-
-@pytest.fixture
-def callback(monkeypatch: pytest.MonkeyPatch, store: Store) -> Any:
-    monkeypatch.setenv("CALLBACK_TOKEN", TOKEN)
-    import callback as module
-
-    from dlrwatch.domain.times import from_iso
-
-    monkeypatch.setattr(module.service, "store", store)
-    # The signed sample event was signed at this time.
-    monkeypatch.setattr(module.service, "clock", lambda: from_iso("2026-11-22T10:06:00Z"))
-    return module
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import math
 import os
 import secrets
 from collections import Counter
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
-from support.api_events import HOST, answer_of, http_event
+from support.api_events import HOST, SIGNED_AT, SIGNING_KEY, answer_of, http_event
 from support.dynamo import RequestCounter
-from support.hostile import TOKEN, FuzzRequest, operations, request_for
+from support.hostile import FuzzRequest, operations, request_for
+from support.reliability import record_fuzz_run
 
 from dlrwatch import observability
 from dlrwatch.domain.times import iso
@@ -35,8 +36,7 @@ from dlrwatch.store import NextPoll, Store, due_shard
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = json.loads((ROOT / "docs" / "openapi.json").read_text())
-SIGNING_KEY = "fuzz-signing-key"
-NOW = datetime(2026, 11, 22, 10, 6, tzinfo=UTC)
+NOW = SIGNED_AT
 SIGNED = ("/callbacks/sevenio", "POST", "application/json", "signed")
 KNOWN = [("sevenio", "77149843739"), ("bulksms", "1380000001"), ("bulksms-eapi", "123456789:447700900123")]
 
@@ -44,7 +44,6 @@ TARGETS = [(path, method, content_type, "plain") for path, method, content_type,
 TARGETS.append(SIGNED)
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 10_000)
 PER_TARGET = math.ceil(EXAMPLES / len(TARGETS))
-STATS = ROOT / ".local" / "reliability"
 
 
 def operation_of(path: str, method: str) -> dict[str, Any]:
@@ -59,23 +58,17 @@ def target_id(target: tuple[str, str, str | None, str]) -> str:
 
 
 @pytest.fixture
-def handlers(monkeypatch: pytest.MonkeyPatch, store: Store) -> dict[str, Any]:
-    monkeypatch.setenv("CALLBACK_TOKEN", TOKEN)
-    import callback
-    import messages
-
-    for module in (callback, messages):
-        monkeypatch.setattr(module.service, "store", store)
-        monkeypatch.setattr(module.service, "clock", lambda: NOW)
+def quiet_handlers(handlers: dict[str, Any], store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The handlers, for thousands of requests: no metric lines, no log lines, and time enough on moto."""
     # Timing is not under test: in-process moto writes ~30 a second, DynamoDB hundreds of times more.
-    service = callback.service
+    service = handlers["callback"].service
     monkeypatch.setattr(service, "settings", dataclasses.replace(service.settings, answer_within_seconds=60.0))
-    monkeypatch.setattr(observability, "DISABLED", True)  # no metric lines for 10,000 requests
+    monkeypatch.setattr(observability, "DISABLED", True)
     for provider, message_id in KNOWN:  # so that reads find something
         first = NextPoll(iso(NOW), 0)
         store.register(provider, message_id, NOW, None, first, due_shard(provider, message_id, 8), NOW)
     observability.logger.setLevel("CRITICAL")
-    yield {"callback": callback, "messages": messages}
+    yield handlers
     observability.logger.setLevel("INFO")
 
 
@@ -92,7 +85,7 @@ def signed(request: FuzzRequest, nonce: str) -> FuzzRequest:
 @pytest.mark.parametrize("target", TARGETS, ids=target_id)
 def test_no_request_gets_a_5xx_and_a_refused_request_stores_nothing(
     target: tuple[str, str, str | None, str],
-    handlers: dict[str, Any],
+    quiet_handlers: dict[str, Any],
     requests_sent: RequestCounter,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -115,7 +108,7 @@ def test_no_request_gets_a_5xx_and_a_refused_request_stores_nothing(
             request = signed(request, nonce + secrets.token_hex(4))
         before = requests_sent.writes
         name, event = http_event(request.method, request.path, request.query, request.headers, request.body)
-        status, body = answer_of(handlers[name], event)
+        status, body = answer_of(quiet_handlers[name], event)
         statuses[status] += 1
         assert status < 500, f"{status} {body} for {request}"
         if status >= 400:
@@ -126,14 +119,5 @@ def test_no_request_gets_a_5xx_and_a_refused_request_stores_nothing(
     try:
         check()
     finally:
-        STATS.mkdir(parents=True, exist_ok=True)
-        record = {
-            "test": "fuzz-routes",
-            "target": target_id(target),
-            "examples": sum(statuses.values()),
-            "statuses": dict(sorted(statuses.items())),
-            "server_errors": sum(n for code, n in statuses.items() if code >= 500),
-        }
-        name = "fuzz-routes-" + "".join(c if c.isalnum() else "-" for c in target_id(target)) + ".json"
-        (STATS / name).write_text(json.dumps(record, indent=1) + "\n")
+        record_fuzz_run("fuzz-routes", target_id(target), statuses)
     assert statuses[200] > 0, "some generated requests must be valid, or the fuzzing stays shallow"

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from support.api_events import answer_of, http_event
+from support.api_events import SIGNED_AT, TOKEN, answer_of, http_event
 from support.dynamo import RequestCounter
 
 from dlrwatch.callbacks import MAX_REPORTS
@@ -19,22 +19,9 @@ from dlrwatch.domain.status import Status
 from dlrwatch.providers.base import RAW_FIELD_MAX
 from dlrwatch.store import HISTORY_MAX, Store, to_dynamo
 
-TOKEN = "test-token"
-NOW = datetime(2026, 11, 22, 10, 1, tzinfo=UTC)
+NOW = SIGNED_AT
 DEEP = "[" * 20_000 + "]" * 20_000
 HUGE = "7" * 5_000
-
-
-@pytest.fixture
-def handlers(monkeypatch: pytest.MonkeyPatch, store: Store) -> dict[str, Any]:
-    monkeypatch.setenv("CALLBACK_TOKEN", TOKEN)
-    import callback
-    import messages
-
-    for module in (callback, messages):
-        monkeypatch.setattr(module.service, "store", store)
-        monkeypatch.setattr(module.service, "clock", lambda: NOW)
-    return {"callback": callback, "messages": messages}
 
 
 def send(

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from support.hostile import TOKEN, FuzzRequest, operations, request_for
 from support.local_stack import ROOT, RunningStack, running
+from support.reliability import record_fuzz_run
 
 OPENAPI = json.loads((ROOT / "docs" / "openapi.json").read_text())
 EXAMPLES = int(os.environ.get("BLACK_BOX_EXAMPLES") or 1_200)
-STATS = ROOT / ".local" / "reliability"
 # The valid ids of the strategies' pools, and how each example makes them its own.
 OWN_IDS = {
     "sevenio": ("77149843739", lambda n: str(77_000_000_000 + n)),
@@ -107,15 +107,7 @@ def test_no_request_gets_a_5xx_and_no_refused_request_stores_a_message(stack: Ru
     try:
         check()
     finally:
-        STATS.mkdir(parents=True, exist_ok=True)
-        record = {
-            "test": "fuzz-local-stack",
-            "target": "every route, over HTTP",
-            "examples": sum(statuses.values()),
-            "statuses": {str(code): n for code, n in sorted(statuses.items())},
-            "server_errors": sum(n for code, n in statuses.items() if code >= 500),
-        }
-        (STATS / "fuzz-local-stack.json").write_text(json.dumps(record, indent=1) + "\n")
+        record_fuzz_run("fuzz-local-stack", "every route, over HTTP", statuses)
 
     to_check = sorted(set(refused_ids) - accepted_ids)
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -123,8 +115,8 @@ def test_no_request_gets_a_5xx_and_no_refused_request_stores_a_message(stack: Ru
             key for key, item in zip(to_check, pool.map(lambda key: stack.get(*key), to_check), strict=True) if item
         ]
     assert found == [], "messages stored from requests that were refused"
-    assert len(to_check) > 100, "enough refused requests carried an id to look up"
-    assert statuses[200] > 50, "enough requests were valid for the fuzzing to go deep"
+    assert len(to_check) > EXAMPLES // 12, "enough refused requests carried an id to look up"
+    assert statuses[200] > EXAMPLES // 24, "enough requests were valid for the fuzzing to go deep"
 
 
 def raw(request_line: str, body: bytes | None = None, *headers: str) -> bytes:
@@ -137,12 +129,12 @@ def raw(request_line: str, body: bytes | None = None, *headers: str) -> bytes:
 
 JSON = "Content-Type: application/json"
 RAW = {
-    "bad UTF-8 JSON": raw("POST /callbacks/sevenio?token=fuzz-token HTTP/1.1", b'{"a":\xff}', JSON),
+    "bad UTF-8 JSON": raw(f"POST /callbacks/sevenio?token={TOKEN} HTTP/1.1", b'{"a":\xff}', JSON),
     "bad UTF-8 registration": raw("POST /messages HTTP/1.1", b"[\xfe\xff]]", JSON),
     "bad Content-Length": raw("POST /messages HTTP/1.1", b"{}", "Content-Length: ten"),
     "negative Content-Length": raw("POST /messages HTTP/1.1", b"{}", "Content-Length: -1"),
     "chunked": raw(
-        "POST /callbacks/bulksms?token=fuzz-token HTTP/1.1", b"2\r\n[]\r\n0\r\n\r\n", JSON, "Transfer-Encoding: chunked"
+        f"POST /callbacks/bulksms?token={TOKEN} HTTP/1.1", b"2\r\n[]\r\n0\r\n\r\n", JSON, "Transfer-Encoding: chunked"
     ),
     "PUT": raw("PUT /messages HTTP/1.1", b""),
     "DELETE": raw("DELETE /messages/sevenio/1 HTTP/1.1"),

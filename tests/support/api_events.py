@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from dlrwatch_local.api import api_event, routes
@@ -12,6 +13,9 @@ from dlrwatch_local.api import api_event, routes
 from support.lambda_context import FakeContext
 
 SOURCE_IP = "203.0.113.10"
+TOKEN = "test-token"  # the callback token the handlers are given in tests
+SIGNING_KEY = "test-signing-key"  # the seven.io signing key events/sevenio-webhook-signed.json was signed with
+SIGNED_AT = datetime.fromtimestamp(1795341960, tz=UTC)  # when it was signed: the handlers' clock in tests
 HOST = "abc123.execute-api.eu-central-1.amazonaws.com"
 FUNCTIONS = {"CallbackFunction": "callback", "MessagesFunction": "messages"}
 

@@ -18,6 +18,8 @@ from urllib.parse import quote, urlencode
 
 from hypothesis import strategies as st
 
+from support.api_events import TOKEN
+
 ARABIC_INDIC = "".join(chr(0x0660 + n) for n in range(10))
 NASTY = [
     "",
@@ -288,8 +290,6 @@ def encoded(pairs: list[tuple[str, str]]) -> str:
 
 
 # -- requests -------------------------------------------------------------------------------------------------
-
-TOKEN = "fuzz-token"
 
 
 @st.composite

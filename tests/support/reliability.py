@@ -11,6 +11,7 @@ import json
 import os
 import platform
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,6 +130,20 @@ class ReliabilityLog:
         target = os.environ.get("RELIABILITY_REPORT")
         if target and not hasattr(session.config, "workerinput"):
             (ROOT / target).write_text(render(self.tallies, _fuzz_stats()))
+
+
+def record_fuzz_run(test: str, target: str, statuses: Mapping[int, int]) -> None:
+    """Keep what one fuzz target's requests were answered, for the page (.local/reliability/, not in git)."""
+    STATS.mkdir(parents=True, exist_ok=True)
+    record = {
+        "test": test,
+        "target": target,
+        "examples": sum(statuses.values()),
+        "statuses": {str(code): n for code, n in sorted(statuses.items())},
+        "server_errors": sum(n for code, n in statuses.items() if code >= 500),
+    }
+    name = "".join(c if c.isalnum() else "-" for c in f"{test} {target}") + ".json"
+    (STATS / name).write_text(json.dumps(record, indent=1) + "\n")
 
 
 def _fuzz_stats() -> dict[str, list[dict[str, Any]]]:
