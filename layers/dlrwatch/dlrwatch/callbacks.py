@@ -32,8 +32,8 @@ from dlrwatch.store import Outcome, Store
 # BulkSMS sends at most 10 messages a webhook; seven.io's bulk format is not public. 100 reports are stored
 # well within the answer budget even on the CPU share of a 256 MB function.
 MAX_REPORTS = 100
-# Reports of one request are written in parallel, so a full request costs a few round trips, not 100.
-WRITERS = 4
+# Reports are written in parallel, at most this many at once, so a full request costs a few round trips, not 100.
+WRITERS = 16
 
 
 class UnknownRoute(BadInput):
@@ -57,7 +57,7 @@ class CallbackService:
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="request"), repr=False
     )
     _writers: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=4 * WRITERS, thread_name_prefix="writer"), repr=False
+        default_factory=lambda: ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="writer"), repr=False
     )
 
     def receive(self, channel: str, request: PushRequest) -> dict[str, int]:
