@@ -1,7 +1,7 @@
 """Known vulnerabilities in what dlrwatch ships (the layer) and what it is developed with (the venv), by pip-audit.
 
     audit_dependencies.py --pip-audit .tools/pip-audit/bin/pip-audit --allowlist scripts/audit-allowlist.txt \
-        layer=.aws-sam/build/DlrwatchLayer/python dev=.venv/lib/python3.11/site-packages
+        layer=.aws-sam/build/DependenciesLayer/python dev=.venv/lib/python3.13/site-packages
 
 Each target is a directory of installed distributions, audited exactly as installed (versions included). Every
 package must be answered by a vulnerability database: pip-audit's services are asked in turn (``--service``,
