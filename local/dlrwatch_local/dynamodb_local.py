@@ -12,11 +12,14 @@ port of its own for each run, and only as long as the run lasts. Clients reach i
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +29,8 @@ from typing import IO, TYPE_CHECKING
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from dlrwatch_local.template import table_definition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -243,10 +248,20 @@ class DynamoDBLocal:
         return f"<DynamoDBLocal {state}>"
 
 
-def main() -> None:
-    """``python -m dlrwatch_local.dynamodb_local``: run it in the foreground until interrupted."""
-    with DynamoDBLocal() as ddb:
-        print(f"AWS_ENDPOINT_URL_DYNAMODB={ddb.endpoint_url}", flush=True)
+def main(argv: list[str] | None = None) -> None:
+    """``python -m dlrwatch_local.dynamodb_local [--port 8000] [--table NAME]`` (``make dynamodb-local``): run it
+    in the foreground, with the stack's table created when a name is given, until Ctrl-C or SIGTERM. What
+    ``sam local invoke`` reaches through ``events/env.json``."""
+    parser = argparse.ArgumentParser(prog="dynamodb_local")
+    parser.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
+    parser.add_argument("--table", default=None, help="create this table as template.yaml defines it")
+    options = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with DynamoDBLocal(port=options.port) as ddb:
+        if options.table:
+            ddb.client().create_table(**table_definition(options.table))
+        print(f"AWS_ENDPOINT_URL_DYNAMODB={ddb.endpoint_url}" + (f" TABLE_NAME={options.table}" * bool(options.table)))
+        sys.stdout.flush()
         try:
             while True:
                 time.sleep(3600)
