@@ -62,9 +62,15 @@ class RunningStack:
         return found
 
     def events(self) -> list[dict[str, Any]]:
+        return [envelope["detail"] for envelope in self.envelopes()]
+
+    def envelopes(self) -> list[dict[str, Any]]:
+        """The status events written so far, whole, as an EventBridge target receives them (a line still being
+        written is left for the next call)."""
         if not self.events_file.exists():
             return []
-        return [json.loads(line)["detail"] for line in self.events_file.read_text().splitlines() if line.strip()]
+        complete = self.events_file.read_text().split("\n")[:-1]
+        return [json.loads(line) for line in complete if line.strip()]
 
     def stop(self) -> int:
         """SIGTERM, then the exit code; killed (and an error) if it does not stop in time."""
