@@ -123,7 +123,7 @@ lint: $(BIN)/.installed
 
 # The workflows (actionlint runs shellcheck on their run: scripts) and the pipeline's bootstrap template.
 lint-ci: $(BIN)/.installed $(ACTIONLINT_VENV)/.installed-$(ACTIONLINT_VERSION)
-	PATH=$(CURDIR)/$(ACTIONLINT_VENV)/bin:$$PATH actionlint -color=never
+	PATH=$(CURDIR)/$(ACTIONLINT_VENV)/bin:$$PATH actionlint -no-color
 	$(BIN)/cfn-lint pipeline/bootstrap.yaml
 
 # The SAM template as CloudFormation receives it after the transform, translated offline (aws-sam-translator).

@@ -17,6 +17,14 @@ if aws_target_wanted():
         """The caller's environment, untouched: the AWS target reads its region and credentials from it."""
 
 
+@pytest.fixture(autouse=True)
+def one_worker(request: pytest.FixtureRequest) -> None:
+    """Under `--dist loadgroup` (make test) the tier runs on one worker, which starts one local stack: spread over
+    the workers, it would start one per worker (~4 s and 200 MB each). pytest-xdist marks a grouped test's id."""
+    if getattr(request.config.option, "loadgroup", False) and not request.node.nodeid.endswith("@deployed"):
+        pytest.fail("pytest-xdist did not group the deployed tier (xdist_group): check the pytest and xdist versions")
+
+
 @pytest.fixture(scope="session")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     if aws_target_wanted():
