@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from dlrwatch_local.standins import ProviderStandIns
 from support.dynamo import RequestCounter
-from support.polling import SCHEDULE, SENT_AT, SHARDS, Clock, berlin, item, register
+from support.polling import SCHEDULE, SENT_AT, SHARDS, Clock, item, register
+from support.provider_times import berlin
 
 from dlrwatch.config import Settings
 from dlrwatch.domain.report import Report, Source

@@ -12,7 +12,8 @@ import boto3
 import pytest
 from botocore.config import Config
 from dlrwatch_local.standins import EAPI_PASSWORD, EAPI_USER, SEVENIO_KEY, TOKEN_SECRET, CaptureServer, ProviderStandIns
-from support.polling import SCHEDULE, SENT_AT, Clock, berlin, item, poll_settings, register
+from support.polling import SCHEDULE, SENT_AT, Clock, item, poll_settings, register
+from support.provider_times import berlin
 
 from dlrwatch.domain.schedule import Schedule
 from dlrwatch.domain.times import from_iso, iso

@@ -11,13 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from support.local_stack import RunningStack, running
+from support.provider_times import berlin
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "concurrency-token"
@@ -44,10 +45,6 @@ def racy_stack(tmp_path: Path) -> Iterator[RunningStack]:
 def stack(tmp_path: Path) -> Iterator[RunningStack]:
     with running(tmp_path, ENV) as started:
         yield started
-
-
-def berlin(moment: datetime) -> str:
-    return (moment + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 class Client:

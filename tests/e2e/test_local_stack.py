@@ -16,6 +16,7 @@ import pytest
 import requests
 from dlrwatch_local.standins import ProviderStandIns
 from support.local_stack import RunningStack, launch
+from support.provider_times import berlin, sast
 
 TOKEN = "e2e-callback-token"
 SCHEDULE = "2s,4s,7s"  # seconds instead of days: the whole schedule fits in the test
@@ -38,14 +39,6 @@ def start(tmp_path: Path, dynamodb: str, extra: dict[str, str]) -> RunningStack:
 def standins() -> Iterator[ProviderStandIns]:
     with ProviderStandIns() as running:
         yield running
-
-
-def berlin(moment: datetime) -> str:
-    return (moment + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-def sast(moment: datetime) -> str:
-    return (moment + timedelta(hours=2)).strftime("%y-%m-%d %H:%M:%S")
 
 
 @pytest.mark.parametrize("dynamodb", ["moto", "local"])

@@ -48,7 +48,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import boto3
 import requests
@@ -58,6 +57,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from support.local_stack import RunningStack, running
+from support.provider_times import BERLIN, berlin, sast
 
 STACK_VARIABLE = "DLRWATCH_STACK_NAME"
 TOKEN_VARIABLE = "DLRWATCH_CALLBACK_TOKEN"
@@ -68,8 +68,6 @@ AWS_CONFIG = Config(connect_timeout=10, read_timeout=30, retries={"mode": "stand
 EVENT_SOURCE = "dlrwatch"
 DETAIL_TYPE = "Delivery Status Changed"
 CALLBACK_TOKEN = "<the callback token>"  # a marker: send the target's own token
-BERLIN = ZoneInfo("Europe/Berlin")  # seven.io's zone-less times
-SAST = ZoneInfo("Africa/Johannesburg")  # BulkSMS EAPI's
 RECIPIENT = "+447700900123"  # a number reserved for fiction
 # Loggers that print request URLs (with the token) or response bodies (the secrets read) at DEBUG level.
 LOGGERS_THAT_SEE_SECRETS = ("urllib3.connectionpool", "botocore.endpoint", "botocore.parsers")
@@ -134,16 +132,6 @@ def unambiguous(moment: datetime) -> datetime:
         if local.replace(fold=0, tzinfo=BERLIN).utcoffset() != local.replace(fold=1, tzinfo=BERLIN).utcoffset():
             return moment - timedelta(hours=3)
     return moment
-
-
-def berlin(moment: datetime) -> str:
-    """A time as seven.io writes it: Berlin local time, no zone."""
-    return moment.astimezone(BERLIN).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-def sast(moment: datetime) -> str:
-    """A time as the BulkSMS EAPI writes it: South African local time, no zone."""
-    return moment.astimezone(SAST).strftime("%y-%m-%d %H:%M:%S")
 
 
 def sevenio_signature(key: Secret, timestamp: str, nonce: str, method: str, url: Secret, body: bytes) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from dlrwatch_local.standins import ProviderStandIns
@@ -51,8 +51,3 @@ def item(store: Store, provider: str, message_id: str) -> dict[str, Any]:
     found = store.get(provider, message_id)
     assert found is not None
     return found
-
-
-def berlin(moment: datetime) -> str:
-    """A time as seven.io writes it: zone-less Berlin local time (UTC+1 in November)."""
-    return (moment + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.000")
