@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from dlrwatch_local.translate import translated
-from support.template import CloudFormationLoader
+from support.template import CloudFormationLoader, as_list
 
 ROOT = Path(__file__).resolve().parents[2]
 GITHUB = ROOT / ".github"
@@ -397,10 +397,6 @@ def present(values: list[Any]) -> list[Any]:
             value = then
         found.append(value)
     return found
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def trust_faults(document: dict[str, Any]) -> list[str]:

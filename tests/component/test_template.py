@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.template import template
+from support.template import as_list, template
 
 from dlrwatch import credentials
 from dlrwatch.providers import PROVIDERS, sevenio
@@ -119,10 +119,6 @@ def resources(kind: str | None = None) -> dict[str, dict[str, Any]]:
 
 def functions() -> dict[str, dict[str, Any]]:
     return resources("AWS::Serverless::Function")
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def canonical(value: Any) -> str:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -91,19 +92,21 @@ def invoke(function: str, event: str, environment: dict[str, str], ddb: DynamoDB
     return result
 
 
-@pytest.fixture(scope="module")
-def dynamodb_local() -> Any:
-    with DynamoDBLocal() as ddb:
-        ddb.client().create_table(**table_definition("dlrwatch-local"))
-        yield ddb
+@pytest.fixture
+def local_invoke_table(dynamodb_local: DynamoDBLocal) -> Iterator[str]:
+    """The table events/env.json names, on the tier's DynamoDB Local."""
+    name = "dlrwatch-local"
+    dynamodb_local.client().create_table(**table_definition(name))
+    yield name
+    dynamodb_local.client().delete_table(TableName=name)
 
 
 def test_the_documented_invocations_store_and_read_through_dynamodb_local(
-    environments: dict[str, dict[str, str]], dynamodb_local: DynamoDBLocal
+    environments: dict[str, dict[str, str]], dynamodb_local: DynamoDBLocal, local_invoke_table: str
 ) -> None:
     pushed = invoke("CallbackFunction", "sevenio-legacy-get.json", environments["CallbackFunction"], dynamodb_local)
     assert pushed["statusCode"] == 200, pushed
-    item = dynamodb_local.client().get_item(TableName="dlrwatch-local", Key={"pk": {"S": "sevenio#77149843739"}})
+    item = dynamodb_local.client().get_item(TableName=local_invoke_table, Key={"pk": {"S": "sevenio#77149843739"}})
     assert item["Item"]["status"]["S"] == "delivered"
 
     registered = invoke("MessagesFunction", "messages-register.json", environments["MessagesFunction"], dynamodb_local)
