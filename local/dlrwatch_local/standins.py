@@ -2,8 +2,8 @@
 
 Sending answers new message ids (seven.io ``POST /api/sms``, EAPI ``send_sms`` with a batch id, JSON API
 ``POST /messages``), with no report yet. Status calls answer like the real ones (see the provider notes) from
-state the caller sets, and misbehave on demand, the way real servers sometimes do:
-``fail(provider, kind, times, **options)`` makes the next calls
+state the caller sets, each after ``state.latency`` seconds (none by default), and misbehave on demand, the way
+real servers sometimes do: ``fail(provider, kind, times, **options)`` makes the next calls
 
 - ``slow``: answer after ``slow_seconds``; ``drip``: send the headers, then the body a byte every
   ``interval`` seconds (default 2);
@@ -49,6 +49,8 @@ class StandInState:
     calls: Counter[str] = field(default_factory=Counter)
     asked: dict[str, list[list[str]]] = field(default_factory=lambda: defaultdict(list))
     slow_seconds: float = 3.0
+    # Seconds every status call takes before it is answered, as a provider's own round trip does.
+    latency: float = 0.0
     sent: Counter[str] = field(default_factory=Counter)  # messages sent through each provider's send API
     next_id: int = 77_200_000_000
 
@@ -253,6 +255,8 @@ class _Handler(RequestHandler):
     def _fault(self, provider: str, *, authorized: bool) -> bool:
         """Answer the next queued fault, if any; True when the request has been answered."""
         self._partial = False
+        if self.standins.state.latency > 0:
+            time.sleep(self.standins.state.latency)
         fault, options = self.standins._next_fault(provider)
         eapi = provider == "bulksms-eapi"
         if fault == "auth" or not authorized:
