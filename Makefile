@@ -165,7 +165,7 @@ openapi: $(BIN)/.run
 	PYTHONPATH=layers/dlrwatch:local $(BIN)/python -m dlrwatch_local.openapi
 
 build: $(SAM_VENV)/.installed-$(SAM_VERSION)
-	$(SAM) build
+	BYTECODE_PYTHON=$(shell scripts/find-python 3.13) $(SAM) build
 
 lock: .tools/uv/.installed-$(UV_VERSION)
 	cd layers/dependencies && $(CURDIR)/.tools/uv/bin/uv pip compile requirements.in --quiet --generate-hashes \
