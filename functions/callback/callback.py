@@ -1,28 +1,30 @@
 """Provider callbacks: ``GET|POST /callbacks/{channel}`` (seven.io, BulkSMS). Parsing and rules live in dlrwatch."""
 
-from typing import Any
+from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from typing import TYPE_CHECKING, Any
+
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dlrwatch.callbacks import CallbackService
 from dlrwatch.config import Settings
-from dlrwatch.http import json_response, push_request, register_error_answers
+from dlrwatch.http import Answer, Event, Router, json_response, push_request
 from dlrwatch.observability import logger, metrics
 from dlrwatch.store import CALLBACK_CLIENT_CONFIG, Store
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 settings = Settings.from_env()
 service = CallbackService(
     Store(settings.table_name, retention=settings.retention, config=CALLBACK_CLIENT_CONFIG), settings
 )
-app = APIGatewayHttpResolver()
-register_error_answers(app)
+app = Router()
 
 
-@app.route("/callbacks/<channel>", method=["GET", "POST"])
-def receive(channel: str) -> Response[str]:
-    result = service.receive(channel, push_request(app.current_event, settings.max_body_bytes))
+@app.route(["GET", "POST"], "/callbacks/<channel>")
+def receive(event: Event, channel: str) -> Answer:
+    result = service.receive(channel, push_request(event, settings.max_body_bytes))
     return json_response(200, result)
 
 
@@ -31,4 +33,4 @@ def receive(channel: str) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False, clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return app.resolve(event)

@@ -1,32 +1,34 @@
 """Sender API (AWS IAM): ``POST /messages`` registers sent messages, ``GET /messages/{provider}/{id}`` reads one."""
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dlrwatch.config import Settings
 from dlrwatch.domain.times import utcnow
-from dlrwatch.http import json_response, register_error_answers, request_body
+from dlrwatch.http import Answer, Event, Router, json_response, request_body
 from dlrwatch.messages import MessageService
 from dlrwatch.observability import logger, metrics
 from dlrwatch.store import Store
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 settings = Settings.from_env()
 service = MessageService(Store(settings.table_name, retention=settings.retention), settings, utcnow)
-app = APIGatewayHttpResolver()
-register_error_answers(app)
+app = Router()
 
 
-@app.post("/messages")
-def register() -> Response[str]:
-    return json_response(200, service.register(request_body(app.current_event, 1024 * 1024)))
+@app.route("POST", "/messages")
+def register(event: Event) -> Answer:
+    return json_response(200, service.register(request_body(event, 1024 * 1024)))
 
 
-@app.get("/messages/<provider>/<message_id>")
-def read(provider: str, message_id: str) -> Response[str]:
+@app.route("GET", "/messages/<provider>/<message_id>")
+def read(event: Event, provider: str, message_id: str) -> Answer:
     # Routes match the raw path: an id sent percent-encoded ("123%3A4477...") arrives encoded.
     message_id = unquote(message_id)
     logger.append_keys(message_id=message_id)
@@ -37,4 +39,4 @@ def read(provider: str, message_id: str) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False, clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return app.resolve(event)

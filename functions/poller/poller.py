@@ -1,14 +1,17 @@
 """Scheduled every minute: polls the providers for every due message (see dlrwatch.poller)."""
 
-from typing import Any
+from __future__ import annotations
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from dlrwatch.config import Settings
 from dlrwatch.domain.times import utcnow
 from dlrwatch.observability import logger, metrics
 from dlrwatch.poller import Poller
 from dlrwatch.store import Store
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # Time kept back from the Lambda timeout for the writes of the last calls in flight.
 SAFETY_SECONDS = 15

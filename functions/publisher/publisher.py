@@ -1,29 +1,31 @@
 """DynamoDB stream of the table ──▶ EventBridge: one event per status change (see dlrwatch.publisher)."""
 
-from typing import Any
+from __future__ import annotations
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from dlrwatch.observability import logger, metrics
-from dlrwatch.publisher import NotPublished, Publisher, sink_from_env
+from dlrwatch.publisher import Publisher, sink_from_env
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 publisher = Publisher(sink_from_env())
-# A batch whose every record failed is answered like any other (all listed), not raised: same retry, no noise.
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
 
 # Stream images hold recipients' phone numbers: the event is never logged.
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    # The publisher puts the whole batch's events at once (10 a call); the processor answers per record.
-    failed = publisher.publish(DynamoDBRecord(record) for record in event.get("Records", []))
-
-    def record_handler(record: DynamoDBRecord) -> None:
-        if record.dynamodb is not None and record.dynamodb.sequence_number in failed:
-            raise NotPublished(record.dynamodb.sequence_number)
-
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+    # The whole batch's events are put at once (10 a call). The records whose event could not be put are answered
+    # as failed (ReportBatchItemFailures): Lambda retries the batch from the first of them, in stream order. A
+    # batch whose every record failed is answered the same way, not raised: same retry, no noise.
+    records = event.get("Records", [])
+    failed = publisher.publish(records)
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": number}
+            for record in records
+            if (number := str((record.get("dynamodb") or {}).get("SequenceNumber", ""))) in failed
+        ]
+    }

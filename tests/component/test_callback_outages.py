@@ -113,7 +113,7 @@ def test_a_missing_optional_secret_is_asked_for_once_per_cache_period_not_per_re
     ssm.put_parameter(Name="/dlrwatch/test/callback-token", Value=TOKEN, Type="SecureString")
     secrets = SecretStore("/dlrwatch/test")
     asked: list[str] = []
-    secrets.provider.client.meta.events.register(  # type: ignore[attr-defined]
+    secrets.client.meta.events.register(
         "before-send.ssm.GetParameter", lambda request, **_: asked.append(json.loads(request.body)["Name"])
     )
     monkeypatch.setattr(callback.service, "secrets", secrets.get)

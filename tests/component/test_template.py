@@ -43,12 +43,11 @@ def stored_name(secret: str) -> str:
     """The name under ``SECRETS_PATH`` that the secret store reads for ``secret``, found by asking it."""
     asked: list[str] = []
 
-    class Recording:
-        def get(self, key: str, **_: Any) -> str:
-            asked.append(key)
-            return "value"
+    def recording(key: str) -> str:
+        asked.append(key)
+        return "value"
 
-    credentials.SecretStore("/path", provider=Recording()).get(secret)
+    credentials.SecretStore("/path", read=recording).get(secret)
     [key] = asked
     assert key.startswith("/path/"), key
     return key.removeprefix("/path/")

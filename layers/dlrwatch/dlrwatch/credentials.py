@@ -13,20 +13,22 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
-from aws_lambda_powertools.utilities.parameters.base import BaseProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dlrwatch.errors import SecretUnavailable
+
+__all__ = ["CACHE_SECONDS", "SecretStore", "SecretUnavailable", "secret", "stored_name"]
 
 CACHE_SECONDS = 300
 # Secrets are read on a callback's path, which must answer within seconds: a store that hangs is given up
 # quickly (two attempts of at most 1 s to connect and 1 s to answer), and the request answers 503.
 CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2})
-
-
-class SecretUnavailable(RuntimeError):
-    """The secret store did not answer: the request must be retried later (5xx), never refused."""
+# What each store answers for a name that does not exist.
+NOT_FOUND = {"ParameterNotFound", "ResourceNotFoundException"}
 
 
 def stored_name(name: str) -> str:
@@ -35,45 +37,67 @@ def stored_name(name: str) -> str:
 
 
 class SecretStore:
-    """Reads ``{path}/{name}`` from one store, caching values and absences for ``CACHE_SECONDS``."""
+    """Reads ``{path}/{name}`` from one store, caching values and absences alike for ``CACHE_SECONDS``.
+
+    One read per name at a time: requests that arrive while a name is being read wait for that read instead of
+    asking the store again. ``read`` (a full name to its value, None when there is none) replaces the store in
+    tests.
+    """
 
     def __init__(
         self,
         path: str,
         store: str = "ssm",
         *,
-        provider: BaseProvider | None = None,
+        read: Callable[[str], str | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path.rstrip("/")
         self.store = store
         self.clock = clock
-        self.provider = provider or (
-            SecretsProvider(boto_config=CLIENT_CONFIG)
-            if store == "secretsmanager"
-            else SSMProvider(boto_config=CLIENT_CONFIG)
-        )
-        self._missing_until: dict[str, float] = {}
+        self._read = read or self._read_from_store
+        self._client: Any = None
+        self._cache: dict[str, tuple[str | None, float]] = {}
         self._lock = threading.Lock()
+        self._reading: dict[str, threading.Lock] = {}
+
+    @property
+    def client(self) -> Any:
+        """The store's client, made on first use: a function that reads no secret never pays for it."""
+        with self._lock:
+            if self._client is None:
+                service = "secretsmanager" if self.store == "secretsmanager" else "ssm"
+                self._client = boto3.client(service, config=CLIENT_CONFIG)
+            return self._client
 
     def get(self, name: str) -> str | None:
         """The secret ``name`` (an environment variable name such as ``CALLBACK_TOKEN``), or None if not set."""
         key = f"{self.path}/{stored_name(name)}"
         with self._lock:
-            if self._missing_until.get(key, 0.0) > self.clock():
-                return None
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:
+            with self._lock:
+                cached = self._cache.get(key)
+            if cached is not None and cached[1] > self.clock():
+                return cached[0]
+            value = self._read(key)
+            with self._lock:
+                self._cache[key] = (value, self.clock() + CACHE_SECONDS)
+            return value
+
+    def _read_from_store(self, key: str) -> str | None:
         try:
-            if isinstance(self.provider, SSMProvider):
-                found = self.provider.get(key, max_age=CACHE_SECONDS, decrypt=True)
+            if self.store == "secretsmanager":
+                value = self.client.get_secret_value(SecretId=key).get("SecretString")
             else:
-                found = self.provider.get(key, max_age=CACHE_SECONDS)
-        except GetParameterError as exc:
-            if "NotFound" in repr(exc.__cause__) or "NotFound" in str(exc):
-                with self._lock:
-                    self._missing_until[key] = self.clock() + CACHE_SECONDS
+                value = self.client.get_parameter(Name=key, WithDecryption=True)["Parameter"]["Value"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in NOT_FOUND:
                 return None  # not configured: the caller decides what a missing secret means
             raise SecretUnavailable(f"could not read {key} from {self.store}") from None
-        return str(found) if found else None
+        except BotoCoreError:
+            raise SecretUnavailable(f"could not read {key} from {self.store}") from None
+        return str(value) if value else None
 
 
 _stores: dict[tuple[str, str], SecretStore] = {}

@@ -23,3 +23,7 @@ class Unauthorized(PermissionError):
 
 class StorageUnavailable(RuntimeError):
     """The store could not make a report durable: answered 5xx so the provider retries."""
+
+
+class SecretUnavailable(RuntimeError):
+    """The secret store did not answer: the request must be retried later (5xx), never refused."""

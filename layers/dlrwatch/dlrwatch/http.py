@@ -1,35 +1,85 @@
-"""HTTP glue shared by the API handlers: event to request, domain errors to answers, in one place."""
+"""HTTP glue shared by the API handlers: routing, event to request, domain errors to answers, in one place.
+
+The routes are few and API Gateway has matched them already, so a dozen lines route them here instead of
+Powertools' event handler, whose import (every event source's data classes, asyncio through AppSync) made up
+half of a cold start's own work (docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-
-from dlrwatch.credentials import SecretUnavailable
-from dlrwatch.errors import BadInput, PayloadTooLarge, StorageUnavailable, Unauthorized
+from dlrwatch.errors import BadInput, PayloadTooLarge, SecretUnavailable, StorageUnavailable, Unauthorized
 from dlrwatch.observability import count, logger
 from dlrwatch.providers.base import PushRequest, form_pairs
+
+Event = Mapping[str, Any]
+Answer = dict[str, Any]
+RouteHandler = Callable[..., Answer]
 
 
 class NotConfigured(RuntimeError):
     """A setting the request needs is missing (a deployment fault): 503, so the sender retries later."""
 
 
-def json_response(status: int, body: dict[str, Any]) -> Response[str]:
-    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+class Router:
+    """An HTTP API's routes (payload format 2.0): ``route("GET", "/messages/<provider>/<message_id>")``.
+
+    Paths are matched on the raw path, each ``<name>`` one whole segment, handed over still percent-encoded: the
+    handler decides what an encoded character means. Domain errors become their answers (``answer_error``); any
+    other exception propagates, so the invocation fails and the error alarm sees it.
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[frozenset[str], re.Pattern[str], RouteHandler]] = []
+
+    def route(self, methods: str | list[str], path: str) -> Callable[[RouteHandler], RouteHandler]:
+        # A segment is anything but a slash, a space or a control character (API Gateway sends those encoded).
+        segments = (
+            f"(?P<{s[1:-1]}>[^/\\x00-\\x20\\x7f]+)" if s.startswith("<") else re.escape(s) for s in path.split("/")
+        )
+        pattern = re.compile("/".join(segments))
+        wanted = frozenset([methods] if isinstance(methods, str) else methods)
+
+        def register(handler: RouteHandler) -> RouteHandler:
+            self._routes.append((wanted, pattern, handler))
+            return handler
+
+        return register
+
+    def resolve(self, event: Event) -> Answer:
+        method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
+        path = str(event.get("rawPath") or "")
+        for methods, pattern, handler in self._routes:
+            matched = pattern.fullmatch(path)
+            if matched and method in methods:
+                try:
+                    return handler(event, **matched.groupdict())
+                except (BadInput, Unauthorized, StorageUnavailable, SecretUnavailable, NotConfigured) as exc:
+                    return answer_error(exc)
+        return json_response(404, {"error": "no such route"})
 
 
-def request_body(event: APIGatewayProxyEventV2, max_body_bytes: int) -> bytes:
+def json_response(status: int, body: Mapping[str, Any]) -> Answer:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def request_body(event: Event, max_body_bytes: int) -> bytes:
     """The request body, decoded; its size is checked before and after decoding."""
     raw = event.get("body") or ""
     if len(raw) > max_body_bytes * 4 // 3 + 4:
         raise_too_large(max_body_bytes)
-    if event.is_base64_encoded:
+    if event.get("isBase64Encoded"):
         try:
             body = base64.b64decode(raw, validate=True)
         except binascii.Error:
@@ -43,18 +93,19 @@ def request_body(event: APIGatewayProxyEventV2, max_body_bytes: int) -> bytes:
     return body
 
 
-def push_request(event: APIGatewayProxyEventV2, max_body_bytes: int) -> PushRequest:
+def push_request(event: Event, max_body_bytes: int) -> PushRequest:
     """The provider's request as parsing needs it."""
     body = request_body(event, max_body_bytes)
-    context = event.request_context
-    query = event.raw_query_string
+    context = event.get("requestContext") or {}
+    path = str(event.get("rawPath") or "")
+    query = str(event.get("rawQueryString") or "")
     return PushRequest(
-        method=context.http.method.upper(),
-        path=event.raw_path,
+        method=str((context.get("http") or {}).get("method", "")).upper(),
+        path=path,
         query=tuple(form_pairs(query, "query string")),
-        headers={k.lower(): v for k, v in (event.headers or {}).items()},
+        headers={k.lower(): v for k, v in (event.get("headers") or {}).items()},
         body=body,
-        url=f"https://{context.domain_name}{event.raw_path}" + (f"?{query}" if query else ""),
+        url=f"https://{context.get('domainName', '')}{path}" + (f"?{query}" if query else ""),
     )
 
 
@@ -62,33 +113,22 @@ def raise_too_large(limit: int) -> NoReturn:
     raise PayloadTooLarge(f"body is larger than {limit} bytes")
 
 
-def register_error_answers(app: APIGatewayHttpResolver) -> None:
+def answer_error(exc: Exception) -> Answer:
     """Every domain error becomes the answer the spec gives it; nothing else leaks out."""
-
-    @app.exception_handler(BadInput)
-    def bad_input(exc: BadInput) -> Response[str]:
+    if isinstance(exc, BadInput):
         count("RejectedInput")
         logger.info("rejected input", extra={"reason": str(exc)})
         return json_response(exc.status_code, {"error": str(exc)})
-
-    @app.exception_handler(Unauthorized)
-    def unauthorized(exc: Unauthorized) -> Response[str]:
+    if isinstance(exc, Unauthorized):
         count("AuthFailures")
         logger.warning("refused credentials", extra={"reason": str(exc)})
         return json_response(exc.status_code, {"error": str(exc)})
-
-    @app.exception_handler(StorageUnavailable)
-    def storage_failed(exc: StorageUnavailable) -> Response[str]:
+    if isinstance(exc, StorageUnavailable):
         count("StorageFailures")
         logger.exception("storage failed")
         return json_response(503, {"error": "storage unavailable, retry later"})
-
-    @app.exception_handler(SecretUnavailable)
-    def secret_failed(exc: SecretUnavailable) -> Response[str]:
+    if isinstance(exc, SecretUnavailable):
         logger.exception("secret store failed")
         return json_response(503, {"error": "configuration unavailable, retry later"})
-
-    @app.exception_handler(NotConfigured)
-    def not_configured(exc: NotConfigured) -> Response[str]:
-        logger.error("not configured", extra={"reason": str(exc)})
-        return json_response(503, {"error": str(exc)})
+    logger.error("not configured", extra={"reason": str(exc)})
+    return json_response(503, {"error": str(exc)})

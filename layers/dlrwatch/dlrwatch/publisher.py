@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -41,7 +40,8 @@ MAX_ENTRIES = 10
 # The stream's batch is retried as a whole when a call hangs, so fail fast and let botocore retry briefly.
 EVENTS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
 
-Record = DynamoDBRecord | Mapping[str, Any]
+# One record of a DynamoDB stream event, as Lambda delivers it.
+Record = Mapping[str, Any]
 
 
 class EventSink(Protocol):
@@ -72,11 +72,10 @@ class StatusChange:
 
 def status_change(record: Record) -> StatusChange | None:
     """The change one stream record makes to a message's status, or None when it makes none."""
-    raw = record.raw_event if isinstance(record, DynamoDBRecord) else record
-    stream = raw["dynamodb"]
+    stream = record["dynamodb"]
     sequence_number = str(stream["SequenceNumber"])
     item = str(from_dynamo(stream["Keys"])["pk"])
-    if raw.get("eventName") not in {"INSERT", "MODIFY"} or item.startswith(NONCE_PREFIX):
+    if record.get("eventName") not in {"INSERT", "MODIFY"} or item.startswith(NONCE_PREFIX):
         return None
     if "NewImage" not in stream:
         raise ValueError("stream record without NewImage: the stream must carry NEW_AND_OLD_IMAGES")
@@ -188,8 +187,7 @@ def _record_metrics(detail: Mapping[str, Any]) -> None:
 
 def _identity(record: Record) -> tuple[str, str]:
     """Sequence number and item key of a record that could not be read, as far as they can be read."""
-    raw = record.raw_event if isinstance(record, DynamoDBRecord) else record
-    stream = raw.get("dynamodb") or {}
+    stream = record.get("dynamodb") or {}
     key = (stream.get("Keys") or {}).get("pk") or {}
     return str(stream.get("SequenceNumber", "")), str(key.get("S", ""))
 
