@@ -282,7 +282,11 @@ def test_the_form_event_is_base64_encoded_like_api_gateway_sends_it() -> None:
 
 
 def test_secrets_never_reach_a_log_line(
-    callback: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, signing: None
+    callback: Any,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    signing: None,
 ) -> None:
     callback.logger.setLevel("DEBUG")
     caplog.set_level("DEBUG")
@@ -291,7 +295,10 @@ def test_secrets_never_reach_a_log_line(
     invoke(callback, with_query(load("sevenio-legacy-get"), "token=wrong-guess&msg_id=1&status=DELIVERED"))
     # Each record as the function writes it to CloudWatch: the JSON line with every extra field.
     lines = [callback.logger.registered_formatter.format(record) for record in caplog.records]
-    assert any('"message":"report"' in line for line in lines), "the handler logs its outcomes"
+    assert any('"message":"report"' in line for line in lines), "the handler logs each report at DEBUG"
+    # The metric records (EMF, printed) carry the reports' outcomes at INFO.
+    lines += capsys.readouterr().out.splitlines()
+    assert any(json.loads(line).get("message") == "reports" for line in lines if line.startswith('{"_aws"'))
     logged = "\n".join(lines)
     assert TOKEN not in logged
     assert SIGNING_KEY not in logged

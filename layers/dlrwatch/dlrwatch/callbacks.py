@@ -24,7 +24,7 @@ from dlrwatch.domain.report import Report
 from dlrwatch.domain.times import utcnow
 from dlrwatch.errors import BadInput, PayloadTooLarge, StorageUnavailable, Unauthorized
 from dlrwatch.http import NotConfigured
-from dlrwatch.observability import count, logger
+from dlrwatch.observability import count, count_and_log, logger
 from dlrwatch.providers import CALLBACKS, sevenio
 from dlrwatch.providers.base import PushRequest
 from dlrwatch.store import Outcome, Store
@@ -80,7 +80,9 @@ class CallbackService:
         reports: list[Report] = module.parse_callback(request, self.settings.zone_of(module.NAME))
         if len(reports) > MAX_REPORTS:
             raise PayloadTooLarge(f"at most {MAX_REPORTS} reports a request, not {len(reports)}")
-        applied = sum(self._writers.map(lambda report: self._store(report, now), reports))
+        outcomes = list(self._writers.map(lambda report: self._store(report, now), reports))
+        record_reports(reports, outcomes)
+        applied = outcomes.count(Outcome.APPLIED)
         if nonce and not answered.is_set():
             window = timedelta(seconds=2 * sevenio.SIGNATURE_MAX_AGE)
             if not self.store.remember_nonce(channel, nonce, now, window):
@@ -110,9 +112,8 @@ class CallbackService:
             return None
         return sevenio.verify_signature(request, key, now.timestamp())
 
-    def _store(self, report: Report, now: datetime) -> bool:
+    def _store(self, report: Report, now: datetime) -> Outcome:
         result = self.store.apply(report, now)
-        count("Reports", provider=report.provider, status=str(report.status), source=str(report.source))
         if result.outcome is Outcome.STALE:
             count("StaleReports", provider=report.provider)
         if result.conflicting_final:
@@ -127,7 +128,7 @@ class CallbackService:
                     "outcome": str(result.outcome),
                 },
             )
-        logger.info(
+        logger.debug(
             "report",
             extra={
                 "provider": report.provider,
@@ -137,4 +138,20 @@ class CallbackService:
                 "outcome": str(result.outcome),
             },
         )
-        return result.outcome is Outcome.APPLIED
+        return result.outcome
+
+
+def record_reports(reports: list[Report], outcomes: list[Outcome]) -> None:
+    """One line for a request's reports, not two for each: the ``Reports`` count of each (provider, status,
+    source) the request holds, carrying what each report was and what became of it (its message id, the
+    provider's status, the outcome). A seven.io request holds one report: one line; a BulkSMS one up to ten."""
+    groups: dict[tuple[str, str, str], list[dict[str, str | None]]] = {}
+    for report, outcome in zip(reports, outcomes, strict=True):
+        key = (report.provider, str(report.status), str(report.source))
+        groups.setdefault(key, []).append(
+            {"message_id": report.message_id, "provider_status": report.provider_status, "outcome": str(outcome)}
+        )
+    for (provider, status, source), entries in groups.items():
+        count_and_log(
+            "Reports", len(entries), "reports", {"reports": entries}, provider=provider, status=status, source=source
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -22,6 +24,23 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 def count(name: str, value: float = 1, **dimensions: str) -> None:
     """One count, with its own dimensions (e.g. provider and status) beside the function's ``service``."""
     measure(name, value, MetricUnit.Count, **dimensions)
+
+
+def count_and_log(name: str, value: float, message: str, properties: Mapping[str, Any], **dimensions: str) -> None:
+    """A count and what it counted, in one line: the metric's EMF record carries ``properties`` (searchable in
+    CloudWatch Logs Insights like any log line's keys) and the request's correlation id. With metrics disabled
+    (locally), the same line is an INFO log line named ``message``."""
+    if DISABLED:
+        logger.info(message, extra={**dimensions, name: value, **properties})
+        return
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
+        for key, dim in dimensions.items():
+            metric.add_dimension(name=key, value=dim)
+        metric.add_metadata("message", message)
+        if (correlation_id := logger.get_correlation_id()) is not None:
+            metric.add_metadata("correlation_id", correlation_id)
+        for key, value_ in properties.items():
+            metric.add_metadata(key, value_)
 
 
 def gauge(name: str, value: float, unit: MetricUnit = MetricUnit.Seconds, **dimensions: str) -> None:
