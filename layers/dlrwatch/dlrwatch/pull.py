@@ -12,6 +12,7 @@ A provider's answer is not trusted further than it should be (SPEC.md, "Polling"
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import socket
 import threading
@@ -20,12 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlencode
 
-import requests
+import certifi
 import urllib3
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, SSLError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from dlrwatch.observability import logger
 from dlrwatch.providers.base import PollConfig, PollResult, ProviderError
@@ -46,37 +49,70 @@ class Answer:
 
 
 class ProviderHttp:
-    """One provider's HTTP client: its connections reused across calls; retries are the poller's own."""
+    """One provider's HTTP client: its connections reused across calls; retries are the poller's own.
+
+    urllib3 itself (botocore's own HTTP library), not a client built on it: polling needs GET and POST with a
+    query, a form, a header or basic auth, and nothing else is worth its import on every cold start.
+    """
 
     def __init__(self, pool_size: int) -> None:
-        self.session = requests.Session()
-        adapter = _WatchedAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1), max_retries=0)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        self.session.headers["User-Agent"] = USER_AGENT
+        self.pool = urllib3.PoolManager(
+            num_pools=2, maxsize=max(pool_size, 1), retries=False, ca_certs=certifi.where(), headers={}
+        )
+        self.pool.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
     def within(self, seconds: float) -> DeadlineSession:
         """A session whose calls all end within ``seconds`` from now."""
         return DeadlineSession(self, time.monotonic() + seconds)
 
-    def call(self, method: str, url: str, deadline: float, **options: Any) -> Answer:
-        """One request, its answer read in full by ``deadline`` (a ``time.monotonic`` time)."""
+    def call(
+        self,
+        method: str,
+        url: str,
+        deadline: float,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> Answer:
+        """One request, its answer read in full by ``deadline`` (a ``time.monotonic`` time).
+
+        ``params`` go in the query string, ``data`` is sent as a form, ``auth`` as HTTP basic credentials.
+        """
         left = deadline - time.monotonic()
         if left <= 0:
             raise ProviderError("timeout")
-        options.update(allow_redirects=False, stream=True, timeout=(min(CONNECT_MAX, left), left))
+        sent = {"User-Agent": USER_AGENT, **(headers or {})}
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        body = None
+        if data is not None:
+            body = urlencode(data)
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        if auth is not None:
+            sent.update(urllib3.util.make_headers(basic_auth=f"{auth[0]}:{auth[1]}"))
         watch = _Watch()
         timer = threading.Timer(left, watch.expire)
         timer.daemon = True
         _watches.current = watch
         timer.start()
         try:
-            with self.session.request(method, url, **options) as response:
-                body = _read(response)
-                return Answer(
-                    response.status_code, response.headers, body.decode(response.encoding or "utf-8", "replace")
-                )
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+            response = self.pool.request(
+                method,
+                url,
+                body=body,
+                headers=sent,
+                timeout=urllib3.Timeout(connect=min(CONNECT_MAX, left), read=left),
+                redirect=False,
+                preload_content=False,
+            )
+            try:
+                content = _read(response)
+            finally:
+                response.release_conn()
+            return Answer(response.status, response.headers, content.decode(_charset(response), "replace"))
+        except (HTTPError, OSError):
             if watch.expired:
                 raise ProviderError("timeout") from None
             raise
@@ -107,11 +143,11 @@ def fetch(
         answer: dict[str, PollResult] = provider.poll(http.within(seconds), config, message_ids)
     except ProviderError:
         raise
-    except requests.Timeout:
+    except Urllib3Timeout:
         raise ProviderError("timeout") from None
-    except requests.ConnectionError:
+    except (NewConnectionError, ProtocolError, SSLError, ConnectionError):
         raise ProviderError("connection") from None
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+    except (HTTPError, OSError):
         raise ProviderError("request") from None
     except Exception:
         # A parser that still fails on some answer must not fail the run for every other message: the call's
@@ -121,15 +157,25 @@ def fetch(
     return answer
 
 
-def _read(response: requests.Response) -> bytes:
+def _read(response: urllib3.BaseHTTPResponse) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(chunk_size=64 * 1024):
+    for chunk in response.stream(64 * 1024):
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
             raise ProviderError("garbage")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _charset(response: urllib3.BaseHTTPResponse) -> str:
+    """The answer's declared charset if Python knows it, else UTF-8 (what the providers send)."""
+    for part in response.headers.get("Content-Type", "").split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "charset":
+            with contextlib.suppress(LookupError):
+                return codecs.lookup(value.strip().strip('"')).name
+    return "utf-8"
 
 
 # -- the deadline timer's hold on the call's connection ----------------------------------------------------
@@ -195,9 +241,3 @@ class _WatchedHTTPPool(HTTPConnectionPool):
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
-
-
-class _WatchedAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}

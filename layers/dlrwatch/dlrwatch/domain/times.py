@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from functools import cache
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
 
 from dlrwatch.domain.text import shown
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 
 class InvalidTime(ValueError):
@@ -31,6 +34,9 @@ TEXT_MAX = 40
 
 @cache
 def zone(name: str) -> ZoneInfo:
+    # Imported on first use: zoneinfo brings sysconfig, a few milliseconds of every cold start that reads no zone.
+    from zoneinfo import ZoneInfo
+
     return ZoneInfo(name)
 
 
