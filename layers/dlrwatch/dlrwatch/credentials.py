@@ -66,8 +66,10 @@ class SecretStore:
         """The store's client, made on first use: a function that reads no secret never pays for it."""
         with self._lock:
             if self._client is None:
-                service = "secretsmanager" if self.store == "secretsmanager" else "ssm"
-                self._client = boto3.client(service, config=CLIENT_CONFIG)
+                if self.store == "secretsmanager":
+                    self._client = boto3.client("secretsmanager", config=CLIENT_CONFIG)
+                else:
+                    self._client = boto3.client("ssm", config=CLIENT_CONFIG)
             return self._client
 
     def get(self, name: str) -> str | None:
