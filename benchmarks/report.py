@@ -33,10 +33,12 @@ class SectionResult:
 
 
 def number(value: float) -> str:
-    """A figure's value with as many digits as its size deserves: 3 significant ones, at least 2 decimals below
-    10 (so that 1.00 and 1.05 read apart), none from 1,000 up."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:.2f}" if value == 0 else str(value)
+    """A figure's value with as many digits as its size deserves: 2 decimals from 0.1 to 10 (so that 1.00 and 1.05
+    read apart), two significant digits below 0.1 (0.014, never 0.01), fewer digits above, none from 100 up."""
+    if value == 0:
+        return "0.00"
+    if not math.isfinite(value):
+        return str(value)
     size = abs(value)
     if size >= 1000:
         return f"{value:,.0f}"
@@ -44,9 +46,9 @@ def number(value: float) -> str:
         return f"{value:.0f}"
     if size >= 10:
         return f"{value:.1f}"
-    if size >= 0.01:
+    if size >= 0.1:
         return f"{value:.2f}"
-    return f"{value:.3g}"
+    return f"{value:.{1 - math.floor(math.log10(size))}f}"
 
 
 def quantity(value: float, unit: str) -> str:
