@@ -84,12 +84,12 @@ def baseline() -> Layout:
             tar.extractall(source, filter="data")
         for layer, target in (("dependencies", "DependenciesLayer"), ("dlrwatch", "DlrwatchLayer")):
             subprocess.run(  # noqa: S603
-                [
+                [  # noqa: S607
                     "make",
                     "--no-print-directory",
                     "-C",
                     str(source / "layers" / layer),
-                    f"build-{target}",  # noqa: S607
+                    f"build-{target}",
                     f"ARTIFACTS_DIR={into / target}",
                 ],
                 check=True,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable
+from functools import partial
 
 from builds import FUNCTIONS, Layout, baseline, current, runtime, runtime_python
 from common import Context, Figure, median
@@ -73,9 +74,8 @@ def variants(layouts: list[Layout]) -> dict[str, Callable[[], float]]:
     }
     for layout in layouts:
         for function in FUNCTIONS:
-            path = layout.sys_path(function)
-            found[f"{layout.name} {function}"] = lambda path=path, module=function.lower(): sample(  # type: ignore[misc]
-                path, f"import {module}"
+            found[f"{layout.name} {function}"] = partial(
+                sample, layout.sys_path(function), f"import {function.lower()}"
             )
     return found
 
