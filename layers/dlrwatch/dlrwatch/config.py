@@ -19,6 +19,10 @@ def _default_zones() -> dict[str, str]:
     return {name: module.DEFAULT_ZONE for name, module in PROVIDERS.items()}
 
 
+def _default_concurrency() -> dict[str, int]:
+    return {name: module.POLL_CONCURRENCY for name, module in PROVIDERS.items()}
+
+
 @dataclass(frozen=True)
 class Settings:
     table_name: str
@@ -37,6 +41,9 @@ class Settings:
     max_due_per_run: int = 20_000
     # Total deadline of one status call, answer read in full (connecting gets at most 3 s of it).
     provider_timeout: float = 10.0
+    # Status calls a run may have in flight to each provider (``POLL_CONCURRENCY``, e.g. ``sevenio=4``);
+    # a provider not named keeps its module's POLL_CONCURRENCY, and none may exceed its POLL_CONCURRENCY_MAX.
+    poll_concurrency: Mapping[str, int] = field(default_factory=_default_concurrency)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -56,12 +63,20 @@ class Settings:
                 max_due_per_run=_positive_int(env, "MAX_DUE_PER_RUN", 20_000),
                 provider_timeout=_positive_float(env, "PROVIDER_TIMEOUT_SECONDS", 10.0),
                 answer_within_seconds=_positive_float(env, "ANSWER_WITHIN_SECONDS", 4.0),
+                poll_concurrency=_poll_concurrency(env.get("POLL_CONCURRENCY", "")),
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
 
     def zone_of(self, provider: str) -> str:
         return self.zones.get(provider) or PROVIDERS[provider].DEFAULT_ZONE
+
+    def concurrency_of(self, provider: str) -> int:
+        """Calls in flight to ``provider``: never more than it allows, however the settings were made."""
+        module = PROVIDERS[provider]
+        chosen: int = self.poll_concurrency.get(provider) or module.POLL_CONCURRENCY
+        most: int = module.POLL_CONCURRENCY_MAX
+        return min(chosen, most)
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -80,3 +95,24 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value < 3600:
         raise ConfigError(f"{name} must be a number of seconds, not {text!r}")
     return value
+
+
+def _poll_concurrency(text: str) -> dict[str, int]:
+    """``sevenio=4,bulksms=8``: calls in flight by provider, each at most what the provider allows."""
+    chosen = _default_concurrency()
+    named: set[str] = set()
+    for entry in (part.strip() for part in text.split(",")) if text.strip() else ():
+        name, sep, value = (piece.strip() for piece in entry.partition("="))
+        if not sep or name not in PROVIDERS:
+            raise ConfigError(
+                f"POLL_CONCURRENCY must be provider=calls pairs separated by commas, providers "
+                f"{', '.join(PROVIDERS)}; not {entry!r}"
+            )
+        if name in named:
+            raise ConfigError(f"POLL_CONCURRENCY names {name} twice")
+        named.add(name)
+        most = PROVIDERS[name].POLL_CONCURRENCY_MAX
+        if not (value.isascii() and value.isdigit() and len(value) <= 3) or not 1 <= int(value) <= most:
+            raise ConfigError(f"POLL_CONCURRENCY for {name} must be a whole number from 1 to {most}, not {value!r}")
+        chosen[name] = int(value)
+    return chosen

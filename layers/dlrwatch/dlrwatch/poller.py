@@ -76,7 +76,7 @@ class Poller:
         self.clock = clock
         self.monotonic = monotonic
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
-        self.http = {name: ProviderHttp(module.POLL_CONCURRENCY) for name, module in PROVIDERS.items()}
+        self.http = {name: ProviderHttp(settings.concurrency_of(name)) for name in PROVIDERS}
         # Providers that answered 429, and until when they are left alone.
         self.paused_until: dict[str, datetime] = {}
         self._lock = threading.Lock()
@@ -170,7 +170,8 @@ class Poller:
             for mid in ids:
                 self._settle_answer(by_id[mid], answers.get(mid), now, summary)
 
-        with ThreadPoolExecutor(max_workers=module.POLL_CONCURRENCY, thread_name_prefix=name) as pool:
+        calls = self.settings.concurrency_of(name)
+        with ThreadPoolExecutor(max_workers=calls, thread_name_prefix=name) as pool:
             list(pool.map(poll_group, module.poll_groups(list(by_id))))
 
     def _config(self, module: ModuleType) -> PollConfig | None:

@@ -96,6 +96,7 @@ URL_SETTING = "BULKSMS_API_URL"
 DEFAULT_URL = "https://api.bulksms.com/v1"
 CREDENTIALS = ("BULKSMS_TOKEN_ID", "BULKSMS_TOKEN_SECRET")
 POLL_CONCURRENCY = 4
+POLL_CONCURRENCY_MAX = 16  # the most the POLL_CONCURRENCY setting may ask for: still a handful of connections
 
 
 def poll_groups(message_ids: list[str]) -> list[list[str]]:

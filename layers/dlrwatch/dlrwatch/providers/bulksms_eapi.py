@@ -99,6 +99,7 @@ URL_SETTING = "BULKSMS_EAPI_URL"
 DEFAULT_URL = "https://bulksms.vsms.net/eapi"
 CREDENTIALS = ("BULKSMS_USERNAME", "BULKSMS_PASSWORD")
 POLL_CONCURRENCY = 1  # BulkSMS asks for one connection at a time
+POLL_CONCURRENCY_MAX = 1  # and no setting changes that
 _ERRORS = {
     "22": {},  # internal error: transient
     "23": {"auth": True},

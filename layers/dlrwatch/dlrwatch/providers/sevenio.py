@@ -166,6 +166,7 @@ DEFAULT_URL = "https://gateway.seven.io/api"
 CREDENTIALS = ("SEVENIO_API_KEY",)
 IDS_PER_CALL = 50  # seven.io documents several ids a call and no limit; 50 keeps URLs short
 POLL_CONCURRENCY = 2  # no published rate limit: poll gently
+POLL_CONCURRENCY_MAX = 16  # the most the POLL_CONCURRENCY setting may ask for: still a handful of connections
 # The legacy API's numeric error answers that mean the key is wrong (unverified; see docs/decisions.md).
 _AUTH_CODES = {"900", "902", "903"}
 _RAW = re.compile(r"[A-Z_]{2,20}")
