@@ -9,6 +9,11 @@ reach stay due, untouched, for the next run.
 A provider that answers 429 is asked nothing more until its ``Retry-After`` (at most an hour) has passed:
 for the rest of the run, and for later runs this process serves. A redirect is a configuration fault: never
 followed (dlrwatch.pull), counted for its alarm, the messages retried later.
+
+The thread that made a call does not settle its answer: it hands the messages to the run's writers and makes its
+next call, so a provider's calls follow each other at the provider's pace, not at the pace of 50 writes. A run
+ends once every answer it received is settled. A write that fails stops that provider's calls; its messages not
+yet settled stay due, untouched, and the run fails once the other providers are done.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from types import ModuleType
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -35,6 +41,15 @@ from dlrwatch.providers import PROVIDERS
 from dlrwatch.providers.base import PollConfig, PollResult, ProviderError
 from dlrwatch.pull import ProviderHttp, fetch
 from dlrwatch.store import DueMessage, NextPoll, Outcome, Store
+
+# Threads of a run that settle polled messages. At about 5 ms a DynamoDB write, 8 settle some 1,600 messages a
+# second: more than seven.io (2 calls of 50 ids) and BulkSMS JSON (4 calls of 1) answer at 100 ms a call. Each
+# holds one connection of the store's client while it writes, and its pool (store.CLIENT_CONFIG) keeps 10: a
+# writer beyond the pool would open, and then drop, a connection for every write.
+WRITERS = 8
+# Messages handed over and not yet settled, at most: a provider that answers faster than storage takes its
+# results waits for room instead of piling them up in memory. Four seven.io answers.
+WRITE_BACKLOG = 200
 
 
 @dataclass
@@ -69,13 +84,17 @@ class Poller:
         clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        writers: int = WRITERS,
     ) -> None:
+        if writers < 0:
+            raise ValueError("writers must be 0 (settle on the calling thread) or more")
         self.store = store
         self.settings = settings
         self.secrets = secrets
         self.clock = clock
         self.monotonic = monotonic
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
+        self.writers = writers
         self.http = {name: ProviderHttp(settings.concurrency_of(name)) for name in PROVIDERS}
         # Providers that answered 429, and until when they are left alone.
         self.paused_until: dict[str, datetime] = {}
@@ -90,11 +109,19 @@ class Poller:
             by_provider[message.provider].append(message)
             summary.due += 1
         self._report_backlog(by_provider, now)
-        with ThreadPoolExecutor(max_workers=max(len(by_provider), 1), thread_name_prefix="provider") as pool:
-            runs = [pool.submit(self._poll_provider, n, ms, now, deadline, summary) for n, ms in by_provider.items()]
+        failures: dict[str, BaseException] = {}
+        writers = _Writers(self.writers, WRITE_BACKLOG)
+        try:
+            with ThreadPoolExecutor(max_workers=max(len(by_provider), 1), thread_name_prefix="provider") as pool:
+                runs = [
+                    pool.submit(self._poll_provider, n, ms, now, deadline, summary, writers, failures)
+                    for n, ms in by_provider.items()
+                ]
+        finally:
+            writers.close()  # every answer received is settled (or left due) before the run ends
         # A provider's run that failed (storage down, say) fails the invocation, so the error alarm sees it;
-        # its messages stay due for the next run. The other providers' runs have completed.
-        errors = [error for run in runs if (error := run.exception()) is not None]
+        # its messages not settled stay due for the next run. The other providers' runs have completed.
+        errors = [error for run in runs if (error := run.exception()) is not None] + list(failures.values())
         for error in errors:
             logger.error("poll run of a provider failed", exc_info=error)
         logger.info("poll run", extra=summary.as_dict())
@@ -117,7 +144,14 @@ class Poller:
         gauge("DueMessages", sum(len(ms) for ms in by_provider.values()), MetricUnit.Count)
 
     def _poll_provider(
-        self, name: str, messages: list[DueMessage], now: datetime, deadline: float, summary: RunSummary
+        self,
+        name: str,
+        messages: list[DueMessage],
+        now: datetime,
+        deadline: float,
+        summary: RunSummary,
+        writers: _Writers,
+        failures: dict[str, BaseException],
     ) -> None:
         module = PROVIDERS.get(name)
         config = self._config(module) if module else None
@@ -134,6 +168,20 @@ class Poller:
             return
         by_id = {m.message_id: m for m in messages}
         stop = threading.Event()
+
+        def settle(work: Callable[[], None]) -> None:
+            """One message's writes, on a writer; after a failed write, nothing more: the message stays due."""
+            if name in failures:
+                with self._lock:
+                    summary.left_due += 1
+                return
+            try:
+                work()
+            except Exception as error:
+                stop.set()  # answers that cannot be stored are not worth asking for
+                with self._lock:
+                    failures.setdefault(name, error)
+                    summary.left_due += 1
 
         def poll_group(ids: list[str]) -> None:
             started = self.monotonic()
@@ -164,11 +212,14 @@ class Poller:
                     self._pause(name, now, error.retry_after)
                 if error.transient:
                     for mid in ids:
-                        self._retry_later(by_id[mid], now, error.retry_after, summary)
+                        retry = partial(self._retry_later, by_id[mid], now, error.retry_after, summary)
+                        writers.submit(partial(settle, retry))
                     return
                 answers = dict.fromkeys(ids)  # a request the provider will never answer: use up the poll
             for mid in ids:
-                self._settle_answer(by_id[mid], answers.get(mid), now, summary)
+                writers.submit(
+                    partial(settle, partial(self._settle_answer, by_id[mid], answers.get(mid), now, summary))
+                )
 
         calls = self.settings.concurrency_of(name)
         with ThreadPoolExecutor(max_workers=calls, thread_name_prefix=name) as pool:
@@ -239,3 +290,31 @@ class Poller:
     def _count(self, summary: RunSummary, attribute: str) -> None:
         with self._lock:
             setattr(summary, attribute, getattr(summary, attribute) + 1)
+
+
+class _Writers:
+    """A run's writers. ``submit`` hands one message's writes over, and waits while ``backlog`` are waiting or
+    being written. With no writers, the caller writes at once (the design before writers, kept to measure
+    against: benchmarks/throughput.py)."""
+
+    def __init__(self, count: int, backlog: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="writer") if count else None
+        self._room = threading.BoundedSemaphore(backlog)
+
+    def submit(self, work: Callable[[], None]) -> None:
+        if self._pool is None:
+            work()
+            return
+        self._room.acquire()
+        try:
+            self._pool.submit(work).add_done_callback(self._done)
+        except BaseException:
+            self._room.release()
+            raise
+
+    def _done(self, _: Future[None]) -> None:
+        self._room.release()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)

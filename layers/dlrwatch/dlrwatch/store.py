@@ -39,8 +39,11 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 # botocore's standard retries absorb throttling and brief faults; what still fails becomes a 5xx (the sender
-# retries) or leaves a message due (the next poll run retries).
-CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3})
+# retries) or leaves a message due (the next poll run retries). Its pool keeps a connection for each of the poll
+# run's writers (dlrwatch.poller.WRITERS), and two to spare.
+CLIENT_CONFIG = Config(
+    connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3}, max_pool_connections=10
+)
 # Callbacks answer within seconds (dlrwatch.callbacks): DynamoDB answers in milliseconds, so a call that takes
 # a second has hung, and a second attempt is all the budget holds.
 CALLBACK_CLIENT_CONFIG = Config(
