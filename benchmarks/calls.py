@@ -239,9 +239,9 @@ def measure(ctx: Context, standins: ProviderStandIns) -> list[Figure]:
         for (at, kind), group in groupby(moments, key=lambda m: (m[0], m[1])):
             clock.now = SENT_AT + at
             if kind == 0:
-                batch = [item for _, _, item in group if item is not None]
-                list(pool.map(push, batch))
-                pushes += len(batch)
+                arriving = [item for _, _, item in group if item is not None]
+                list(pool.map(push, arriving))
+                pushes += len(arriving)
                 continue
             for message_id, fate in zip(ids, fates, strict=True):
                 known = [(t, raw) for t, raw in fate.known if t <= at]

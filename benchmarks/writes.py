@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from itertools import count
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from boto3.dynamodb.types import TypeSerializer
@@ -225,7 +225,7 @@ def idempotent_apply(store: Store, client: Any, now: datetime) -> Callable[[Repo
     )
     persistence = DynamoDBPersistenceLayer(table_name=IDEMPOTENCY_TABLE, boto3_client=client)
     config = IdempotencyConfig(expires_after_seconds=3600)
-    config.register_lambda_context(FakeContext())
+    config.register_lambda_context(cast(Any, FakeContext()))  # what the utility reads of a Lambda context
 
     @idempotent_function(data_keyword_argument="report", persistence_store=persistence, config=config)
     def store_report(report: dict[str, Any]) -> dict[str, str]:
