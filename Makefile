@@ -202,7 +202,7 @@ reliability: $(BIN)/.installed node_modules/.installed
 		$$($(BIN)/python -c 'import sys; sys.path.insert(0, "tests"); from support.reliability import SUITES; print(*(s.path for s in SUITES))')
 
 # docs/benchmarks.md from a fresh run of every section, all on one DynamoDB Local (benchmarks/bench.py).
-bench: $(BIN)/.installed node_modules/.installed
+bench: build $(BIN)/.installed node_modules/.installed .tools/uv/.installed-$(UV_VERSION)
 	$(BIN)/python benchmarks/bench.py
 
 clean:
