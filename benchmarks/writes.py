@@ -172,14 +172,12 @@ class Meter:
 
 
 def dynamodb_client(ctx: Context, connections: int = 10) -> Any:
-    """A client for the run's DynamoDB Local, configured as the store's own (timeouts, retries)."""
+    """A client for the run's DynamoDB Local, configured as the store's own, but for a read timeout that lets a
+    Scan page of a large table (seconds on DynamoDB Local, on a busy machine) finish."""
     from botocore.config import Config
 
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=ctx.dynamodb_local,
-        config=CLIENT_CONFIG.merge(Config(max_pool_connections=connections)),
-    )
+    config = CLIENT_CONFIG.merge(Config(read_timeout=60, max_pool_connections=connections))
+    return boto3.client("dynamodb", endpoint_url=ctx.dynamodb_local, config=config)
 
 
 # -- the three ways to store a report --------------------------------------------------------------------------
