@@ -154,7 +154,7 @@ def run(ctx: Context) -> list[Figure]:
 
 
 def measure(ctx: Context, stack: ApiOnly) -> list[Figure]:
-    requests = 96 if ctx.quick else 480  # twice a multiple of every level
+    requests = 96 if ctx.quick else 320  # twice a multiple of every level
     ids = count(79_000_000_000)
     store = Store(TABLE, client=dynamodb_client(ctx, connections=max(LEVELS) + 2))
     port = stack.api.port
