@@ -88,7 +88,7 @@ def run(ctx: Context) -> list[Figure]:
     except (subprocess.CalledProcessError, OSError) as exc:
         baseline_note = f"baseline not built: {exc}"
     measure = variants(layouts)
-    repeats = 3 if ctx.quick else max(ctx.repeats, 9)
+    repeats = 3 if ctx.quick else max(ctx.repeats, 15)
     samples: dict[str, list[float]] = {name: [] for name in measure}
     for _ in range(repeats):
         for name, take in measure.items():
