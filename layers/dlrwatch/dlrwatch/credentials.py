@@ -21,8 +21,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dlrwatch.errors import SecretUnavailable
 
-__all__ = ["CACHE_SECONDS", "SecretStore", "SecretUnavailable", "secret", "stored_name"]
-
 CACHE_SECONDS = 300
 # Secrets are read on a callback's path, which must answer within seconds: a store that hangs is given up
 # quickly (two attempts of at most 1 s to connect and 1 s to answer), and the request answers 503.

@@ -27,6 +27,10 @@ class NotConfigured(RuntimeError):
     """A setting the request needs is missing (a deployment fault): 503, so the sender retries later."""
 
 
+# The domain errors that have an answer (``answer_error``); any other exception fails the invocation.
+ANSWERED = (BadInput, Unauthorized, StorageUnavailable, SecretUnavailable, NotConfigured)
+
+
 class Router:
     """An HTTP API's routes (payload format 2.0): ``route("GET", "/messages/<provider>/<message_id>")``.
 
@@ -60,7 +64,7 @@ class Router:
             if matched and method in methods:
                 try:
                     return handler(event, **matched.groupdict())
-                except (BadInput, Unauthorized, StorageUnavailable, SecretUnavailable, NotConfigured) as exc:
+                except ANSWERED as exc:
                     return answer_error(exc)
         return json_response(404, {"error": "no such route"})
 
@@ -114,7 +118,7 @@ def raise_too_large(limit: int) -> NoReturn:
 
 
 def answer_error(exc: Exception) -> Answer:
-    """Every domain error becomes the answer the spec gives it; nothing else leaks out."""
+    """Every domain error (one of ``ANSWERED``) becomes the answer the spec gives it; nothing else leaks out."""
     if isinstance(exc, BadInput):
         count("RejectedInput")
         logger.info("rejected input", extra={"reason": str(exc)})

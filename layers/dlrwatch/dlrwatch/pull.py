@@ -56,9 +56,7 @@ class ProviderHttp:
     """
 
     def __init__(self, pool_size: int) -> None:
-        self.pool = urllib3.PoolManager(
-            num_pools=2, maxsize=max(pool_size, 1), retries=False, ca_certs=certifi.where(), headers={}
-        )
+        self.pool = urllib3.PoolManager(num_pools=2, maxsize=max(pool_size, 1), retries=False, ca_certs=certifi.where())
         self.pool.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
     def within(self, seconds: float) -> DeadlineSession:
