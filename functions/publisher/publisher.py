@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dlrwatch.observability import logger, metrics
-from dlrwatch.publisher import Publisher, sink_from_env
+from dlrwatch.publisher import Publisher, batch_item_failures, sink_from_env
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,11 +21,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dic
     # as failed (ReportBatchItemFailures): Lambda retries the batch from the first of them, in stream order. A
     # batch whose every record failed is answered the same way, not raised: same retry, no noise.
     records = event.get("Records", [])
-    failed = publisher.publish(records)
-    return {
-        "batchItemFailures": [
-            {"itemIdentifier": number}
-            for record in records
-            if (number := str((record.get("dynamodb") or {}).get("SequenceNumber", ""))) in failed
-        ]
-    }
+    return batch_item_failures(records, publisher.publish(records))

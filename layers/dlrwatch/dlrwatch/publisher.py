@@ -185,6 +185,16 @@ def _record_metrics(detail: Mapping[str, Any]) -> None:
             gauge("TimeToFinalSeconds", elapsed, MetricUnit.Seconds, provider=detail["provider"])
 
 
+def batch_item_failures(records: Sequence[Record], failed: set[str]) -> dict[str, list[dict[str, str]]]:
+    """Lambda's partial-batch answer (ReportBatchItemFailures) for ``failed`` sequence numbers, in stream order:
+    Lambda retries the batch from the first of them."""
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": number} for record in records if (number := _identity(record)[0]) in failed
+        ]
+    }
+
+
 def _identity(record: Record) -> tuple[str, str]:
     """Sequence number and item key of a record that could not be read, as far as they can be read."""
     stream = record.get("dynamodb") or {}
