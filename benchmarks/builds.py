@@ -43,6 +43,7 @@ class Layout:
         return [str(p) for p in (self.function(function), *self.layers(), runtime())]
 
 
+@cache
 def runtime_python() -> str:
     found = subprocess.run(  # noqa: S603
         [str(ROOT / "scripts" / "find-python"), "3.13"], capture_output=True, text=True, check=False
@@ -50,6 +51,20 @@ def runtime_python() -> str:
     if not found:
         raise RuntimeError("no Python 3.13 (the Lambda runtime's) on this machine")
     return found
+
+
+def run_in_runtime(
+    code: str, env: dict[str, str], *, timeout: float, what: str, bytecode: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``code`` in a new interpreter of the runtime's Python that sees no package of this machine (``-I -S``:
+    ``code`` puts a layout's folders on ``sys.path``); with ``bytecode=False`` it writes none, as on Lambda."""
+    flags = ["-I", "-S"] + ([] if bytecode else ["-B"])
+    done = subprocess.run(  # noqa: S603
+        [runtime_python(), *flags, "-c", code], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed: {done.stderr[-2000:]}")
+    return done
 
 
 def current() -> Layout:

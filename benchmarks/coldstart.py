@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Callable
 from functools import partial
 
-from builds import FUNCTIONS, Layout, baseline, current, runtime, runtime_python
+from builds import FUNCTIONS, Layout, baseline, current, run_in_runtime, runtime
 from common import Context, Figure, median
 
 SECTION = "coldstart"
@@ -55,16 +55,9 @@ print(json.dumps({{"cpu": time.process_time() - started, "modules": len(sys.modu
 
 def sample(path: list[str], body: str) -> float:
     """Milliseconds of CPU that ``body`` takes in a fresh interpreter with ``path`` in front of ``sys.path``."""
-    done = subprocess.run(  # noqa: S603
-        [runtime_python(), "-B", "-I", "-S", "-c", CHILD.format(path=path, body=body)],
-        env=ENVIRONMENT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_in_runtime(
+        CHILD.format(path=path, body=body), ENVIRONMENT, timeout=120, what="a cold start", bytecode=False
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"cold start failed: {done.stderr[-2000:]}")
     return float(json.loads(done.stdout.strip().splitlines()[-1])["cpu"]) * 1000
 
 

@@ -9,9 +9,8 @@ a log line and a metric line for every report), the variants taking turns; each 
 from __future__ import annotations
 
 import json
-import subprocess
 
-from builds import Layout, baseline, current, runtime_python
+from builds import Layout, baseline, current, run_in_runtime
 from coldstart import ENVIRONMENT
 from common import ROOT, Context, Figure, median
 
@@ -65,23 +64,13 @@ def cases() -> dict[str, tuple[str, int]]:
 
 
 def measure(layout: Layout, event: str, reports: int, requests: int) -> dict[str, float]:
-    done = subprocess.run(  # noqa: S603
-        [
-            runtime_python(),
-            "-I",
-            "-S",
-            "-c",
-            CHILD.format(path=layout.sys_path("Callback"), event=event, mark=MARK, requests=requests),
-        ],
+    done = run_in_runtime(
+        CHILD.format(path=layout.sys_path("Callback"), event=event, mark=MARK, requests=requests),
         # Secrets from the environment only: the store's read is a network call, cached for five minutes.
-        env={**ENVIRONMENT, "CALLBACK_TOKEN": "test-token", "SECRETS_PATH": ""},
-        capture_output=True,
-        text=True,
+        {**ENVIRONMENT, "CALLBACK_TOKEN": "test-token", "SECRETS_PATH": ""},
         timeout=600,
-        check=False,
+        what="the handler",
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"the handler failed: {done.stderr[-2000:]}")
     written = done.stdout.split(MARK + "\n", 1)[1]
     answers = [json.loads(line) for line in written.splitlines() if '"statusCode"' in line]
     if answers:
