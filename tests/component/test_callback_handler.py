@@ -303,3 +303,11 @@ def test_secrets_never_reach_a_log_line(
     assert TOKEN not in logged
     assert SIGNING_KEY not in logged
     assert "wrong-guess" not in logged
+
+
+def test_each_writer_of_a_full_request_keeps_a_pooled_connection() -> None:
+    # A writer beyond the store client's pool opens, and then drops, a connection for every write it makes.
+    from dlrwatch.callbacks import WRITERS
+    from dlrwatch.store import CALLBACK_CLIENT_CONFIG
+
+    assert CALLBACK_CLIENT_CONFIG.max_pool_connections >= WRITERS

@@ -45,9 +45,10 @@ CLIENT_CONFIG = Config(
     connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3}, max_pool_connections=10
 )
 # Callbacks answer within seconds (dlrwatch.callbacks): DynamoDB answers in milliseconds, so a call that takes
-# a second has hung, and a second attempt is all the budget holds.
+# a second has hung, and a second attempt is all the budget holds. Its pool keeps a connection for each of a
+# request's writers (dlrwatch.callbacks.WRITERS), so a full request does not open and drop connections.
 CALLBACK_CLIENT_CONFIG = Config(
-    connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2}
+    connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2}, max_pool_connections=16
 )
 
 
