@@ -53,14 +53,17 @@ def runtime_python() -> str:
     return found
 
 
-def run_in_runtime(
-    code: str, env: dict[str, str], *, timeout: float, what: str, bytecode: bool = True
-) -> subprocess.CompletedProcess[str]:
+def run_in_runtime(code: str, env: dict[str, str], *, timeout: float, what: str) -> subprocess.CompletedProcess[str]:
     """``code`` in a new interpreter of the runtime's Python that sees no package of this machine (``-I -S``:
-    ``code`` puts a layout's folders on ``sys.path``); with ``bytecode=False`` it writes none, as on Lambda."""
-    flags = ["-I", "-S"] + ([] if bytecode else ["-B"])
+    ``code`` puts a layout's folders on ``sys.path``). It writes no bytecode (``-B``), as on Lambda, where the code
+    is read-only: a run must not leave .pyc files in a layout that a later cold start or size would then count."""
     done = subprocess.run(  # noqa: S603
-        [runtime_python(), *flags, "-c", code], env=env, capture_output=True, text=True, timeout=timeout, check=False
+        [runtime_python(), "-B", "-I", "-S", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"{what} failed: {done.stderr[-2000:]}")
