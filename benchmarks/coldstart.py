@@ -55,9 +55,7 @@ print(json.dumps({{"cpu": time.process_time() - started, "modules": len(sys.modu
 
 def sample(path: list[str], body: str) -> float:
     """Milliseconds of CPU that ``body`` takes in a fresh interpreter with ``path`` in front of ``sys.path``."""
-    done = run_in_runtime(
-        CHILD.format(path=path, body=body), ENVIRONMENT, timeout=120, what="a cold start", bytecode=False
-    )
+    done = run_in_runtime(CHILD.format(path=path, body=body), ENVIRONMENT, timeout=120, what="a cold start")
     return float(json.loads(done.stdout.strip().splitlines()[-1])["cpu"]) * 1000
 
 
