@@ -30,6 +30,18 @@ def aws_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "dlrwatch")
 
 
+@pytest.fixture(autouse=True)
+def no_metrics_left_over() -> Iterator[None]:
+    """Each test starts with no metrics buffered. In Lambda a process serves one function and every invocation
+    flushes its metrics; in a test process a poller run called without its handler leaves them for the next
+    handler's flush to print."""
+    from dlrwatch.observability import metrics
+
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
+
+
 @pytest.fixture(scope="session")
 def boto_session() -> boto3.Session:
     """One boto3 session for the run, with fake credentials of its own. moto resets boto3's default session each
