@@ -17,7 +17,13 @@ if TYPE_CHECKING:
 
 settings = Settings.from_env()
 service = CallbackService(
-    Store(settings.table_name, retention=settings.retention, config=CALLBACK_CLIENT_CONFIG), settings
+    Store(
+        settings.table_name,
+        retention=settings.retention,
+        open_retention=settings.open_retention,
+        config=CALLBACK_CLIENT_CONFIG,
+    ),
+    settings,
 )
 app = Router()
 

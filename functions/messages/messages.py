@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 settings = Settings.from_env()
-service = MessageService(Store(settings.table_name, retention=settings.retention), settings, utcnow)
+service = MessageService(
+    Store(settings.table_name, retention=settings.retention, open_retention=settings.open_retention), settings, utcnow
+)
 app = Router()
 
 

@@ -17,7 +17,11 @@ if TYPE_CHECKING:
 SAFETY_SECONDS = 15
 
 settings = Settings.from_env()
-poller = Poller(Store(settings.table_name, retention=settings.retention), settings, clock=utcnow)
+poller = Poller(
+    Store(settings.table_name, retention=settings.retention, open_retention=settings.open_retention),
+    settings,
+    clock=utcnow,
+)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -205,11 +205,30 @@ def test_a_final_status_leaves_the_due_index_and_starts_the_retention_clock(stor
     assert (item["sent_at"], item["recipient"]) == (iso(SENT_AT), "+491701234567"), "registration survives"
 
 
-def test_a_non_final_status_keeps_the_message_due_and_has_no_expiry(store: Store) -> None:
+def test_a_non_final_status_keeps_the_message_due_and_expires_only_long_after_its_last_poll(store: Store) -> None:
     register(store)
+    assert "expires_at" not in stored(store), "a registered message is kept until it is final"
     store.apply(report(Status.BUFFERED, "BUFFERED", 5), NOW)
     assert due_pks(store, shard_of()) == [f"sevenio#{MESSAGE_ID}"]
-    assert "expires_at" not in stored(store)
+    expires = datetime.fromtimestamp(int(stored(store)["expires_at"]), UTC)
+    assert expires == NOW + store.open_retention
+    assert expires > SENT_AT + timedelta(days=5) + store.retention, "never before the poll schedule ends it"
+
+
+def test_a_report_for_a_message_never_registered_expires_and_each_report_renews_it(store: Store) -> None:
+    store.apply(report(Status.SENT, "TRANSMITTED", 1), NOW)
+    assert int(stored(store)["expires_at"]) == int((NOW + store.open_retention).timestamp())
+    later = NOW + timedelta(days=3)
+    store.apply(report(Status.BUFFERED, "BUFFERED", 2), later)
+    assert int(stored(store)["expires_at"]) == int((later + store.open_retention).timestamp())
+
+
+def test_a_registration_takes_the_expiry_off_an_open_report_it_merges_into(store: Store) -> None:
+    store.apply(report(Status.SENT, "TRANSMITTED", 1), NOW)
+    register(store)
+    item = stored(store)
+    assert "expires_at" not in item, "due now: polling ends it, and its final status starts the retention"
+    assert item["due_at"] == FIRST_POLL.due_at
 
 
 def test_a_polled_non_final_report_moves_the_next_poll_in_the_same_write(

@@ -7,12 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from dlrwatch.domain.schedule import DEFAULT_SCHEDULE, Schedule
+from dlrwatch.domain.schedule import DEFAULT_SCHEDULE, GIVE_UP_GRACE, Schedule
 from dlrwatch.providers import PROVIDERS
 
 
 class ConfigError(ValueError):
     pass
+
+
+# Retries of a status callback, as offsets from its first attempt: about a day in all.
+DEFAULT_FORWARD_RETRY_SCHEDULE = "1m,5m,30m,2h,6h,12h,24h"
+# A retry waits in the forward queue as an invisible message, and SQS hides one for at most 12 hours.
+FORWARD_RETRY_GAP_MAX = timedelta(hours=12)
 
 
 def _default_zones() -> dict[str, str]:
@@ -44,6 +50,16 @@ class Settings:
     # Status calls a run may have in flight to each provider (``POLL_CONCURRENCY``, e.g. ``sevenio=4``);
     # a provider not named keeps its module's POLL_CONCURRENCY, and none may exceed its POLL_CONCURRENCY_MAX.
     poll_concurrency: Mapping[str, int] = field(default_factory=_default_concurrency)
+    # Status callbacks to senders: retries after the first attempt (``FORWARD_RETRY_SCHEDULE``), and the hosts a
+    # callback_url may name although they resolve to addresses that are not global (``FORWARD_ALLOWED_HOSTS``).
+    forward_retry_schedule: Schedule = field(default_factory=lambda: Schedule.parse(DEFAULT_FORWARD_RETRY_SCHEDULE))
+    forward_allowed_hosts: frozenset[str] = frozenset()
+
+    @property
+    def open_retention(self) -> timedelta:
+        """How long after its last report a message that is not final is kept: past the end of any registered
+        message's polling (its last poll, the give-up grace, a day to spare) and the retention after that."""
+        return self.retention + self.schedule.offsets[-1] + GIVE_UP_GRACE + timedelta(days=1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +80,10 @@ class Settings:
                 provider_timeout=_positive_float(env, "PROVIDER_TIMEOUT_SECONDS", 10.0),
                 answer_within_seconds=_positive_float(env, "ANSWER_WITHIN_SECONDS", 4.0),
                 poll_concurrency=_poll_concurrency(env.get("POLL_CONCURRENCY", "")),
+                forward_retry_schedule=_forward_retry_schedule(
+                    env.get("FORWARD_RETRY_SCHEDULE") or DEFAULT_FORWARD_RETRY_SCHEDULE
+                ),
+                forward_allowed_hosts=_allowed_hosts(env.get("FORWARD_ALLOWED_HOSTS", "")),
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
@@ -116,3 +136,24 @@ def _poll_concurrency(text: str) -> dict[str, int]:
             raise ConfigError(f"POLL_CONCURRENCY for {name} must be a whole number from 1 to {most}, not {value!r}")
         chosen[name] = int(value)
     return chosen
+
+
+def _forward_retry_schedule(text: str) -> Schedule:
+    try:
+        schedule = Schedule.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"FORWARD_RETRY_SCHEDULE: {exc}") from None
+    gaps = [b - a for a, b in zip((timedelta(0), *schedule.offsets), schedule.offsets, strict=False)]
+    if max(gaps) > FORWARD_RETRY_GAP_MAX:
+        raise ConfigError(f"FORWARD_RETRY_SCHEDULE {text!r}: retries must be at most 12 hours apart (SQS's limit)")
+    return schedule
+
+
+def _allowed_hosts(text: str) -> frozenset[str]:
+    """``FORWARD_ALLOWED_HOSTS``: exact host names or addresses, comma-separated, compared in lower case."""
+    hosts = {part.strip().lower() for part in text.split(",")}
+    hosts.discard("")
+    for host in hosts:
+        if "*" in host or not host.isascii() or any(c.isspace() for c in host):
+            raise ConfigError(f"FORWARD_ALLOWED_HOSTS must list exact host names, not {host!r}")
+    return frozenset(hosts)
