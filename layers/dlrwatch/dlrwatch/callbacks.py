@@ -24,7 +24,7 @@ from dlrwatch.domain.report import Report
 from dlrwatch.domain.times import utcnow
 from dlrwatch.errors import BadInput, PayloadTooLarge, StorageUnavailable, Unauthorized
 from dlrwatch.http import NotConfigured
-from dlrwatch.observability import count, count_and_log, logger
+from dlrwatch.observability import count, count_and_log, loggable_id, logger
 from dlrwatch.providers import CALLBACKS, sevenio
 from dlrwatch.providers.base import PushRequest
 from dlrwatch.store import Outcome, Store
@@ -122,7 +122,7 @@ class CallbackService:
                 "two different final statuses",
                 extra={
                     "provider": report.provider,
-                    "message_id": report.message_id,
+                    "message_id": loggable_id(report.provider, report.message_id),
                     "kept_or_replaced": result.previous_status,
                     "reported": str(report.status),
                     "outcome": str(result.outcome),
@@ -132,7 +132,7 @@ class CallbackService:
             "report",
             extra={
                 "provider": report.provider,
-                "message_id": report.message_id,
+                "message_id": loggable_id(report.provider, report.message_id),
                 "status": str(report.status),
                 "provider_status": report.provider_status,
                 "outcome": str(result.outcome),
@@ -149,7 +149,11 @@ def record_reports(reports: list[Report], outcomes: list[Outcome]) -> None:
     for report, outcome in zip(reports, outcomes, strict=True):
         key = (report.provider, str(report.status), str(report.source))
         groups.setdefault(key, []).append(
-            {"message_id": report.message_id, "provider_status": report.provider_status, "outcome": str(outcome)}
+            {
+                "message_id": loggable_id(report.provider, report.message_id),
+                "provider_status": report.provider_status,
+                "outcome": str(outcome),
+            }
         )
     for (provider, status, source), entries in groups.items():
         count_and_log(

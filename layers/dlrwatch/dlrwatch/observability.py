@@ -21,6 +21,21 @@ logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
+def loggable_id(provider: str, message_id: str) -> str:
+    """A message id as a log line may show it. A BulkSMS EAPI id is ``{batch_id}:{msisdn}``: the phone number in
+    it is personal data and never logged, only its last two digits (enough to tell a batch's messages apart)."""
+    if provider == "bulksms-eapi" and ":" in message_id:
+        batch, _, msisdn = message_id.partition(":")
+        return f"{batch}:…{msisdn[-2:]}"
+    return message_id
+
+
+def loggable_item(item: str) -> str:
+    """An item key (``{provider}#{message_id}``) as a log line may show it (see ``loggable_id``)."""
+    provider, sep, message_id = item.partition("#")
+    return f"{provider}{sep}{loggable_id(provider, message_id)}" if sep else item
+
+
 def count(name: str, value: float = 1, **dimensions: str) -> None:
     """One count, with its own dimensions (e.g. provider and status) beside the function's ``service``."""
     measure(name, value, MetricUnit.Count, **dimensions)
