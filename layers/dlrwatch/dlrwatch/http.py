@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from dlrwatch.errors import BadInput, PayloadTooLarge, SecretUnavailable, StorageUnavailable, Unauthorized
+from dlrwatch.forwarding import ResolverUnavailable
 from dlrwatch.observability import count, logger
 from dlrwatch.providers.base import PushRequest, form_pairs
 
@@ -28,7 +29,7 @@ class NotConfigured(RuntimeError):
 
 
 # The domain errors that have an answer (``answer_error``); any other exception fails the invocation.
-ANSWERED = (BadInput, Unauthorized, StorageUnavailable, SecretUnavailable, NotConfigured)
+ANSWERED = (BadInput, Unauthorized, StorageUnavailable, SecretUnavailable, ResolverUnavailable, NotConfigured)
 
 
 class Router:
@@ -134,5 +135,9 @@ def answer_error(exc: Exception) -> Answer:
     if isinstance(exc, SecretUnavailable):
         logger.exception("secret store failed")
         return json_response(503, {"error": "configuration unavailable, retry later"})
+    if isinstance(exc, ResolverUnavailable):
+        # The message names the host only (never the URL, which may carry the sender's token).
+        logger.warning("callback_url host not resolved in time", extra={"reason": str(exc)})
+        return json_response(503, {"error": "could not resolve the callback_url host, retry later"})
     logger.error("not configured", extra={"reason": str(exc)})
     return json_response(503, {"error": str(exc)})
