@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dlrwatch.observability import logger, metrics
-from dlrwatch.publisher import Publisher, batch_item_failures, sink_from_env
+from dlrwatch.publisher import Publisher, batch_item_failures, forwards_from_env, sink_from_env
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-publisher = Publisher(sink_from_env())
+publisher = Publisher(sink_from_env(), forwards_from_env())
 
 
 # Stream images hold recipients' phone numbers: the event is never logged.

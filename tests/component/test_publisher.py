@@ -188,6 +188,7 @@ def test_a_delivery_event_carries_the_whole_change(handler: ModuleType, monkeypa
         "recipient": "+491701234567",
         "changed_at": "2026-11-22T10:06:01.000Z",
         "time_to_final_seconds": 360.0,
+        "sequence": 3,
     }
 
 
