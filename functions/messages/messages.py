@@ -1,4 +1,8 @@
-"""Sender API (AWS IAM): ``POST /messages`` registers sent messages, ``GET /messages/{provider}/{id}`` reads one."""
+"""Sender API (AWS IAM): ``POST /messages`` registers sent messages, ``GET /messages/{provider}/{id}`` reads one,
+``GET /messages?recipient=`` looks a recipient's messages up and ``DELETE /messages?recipient=`` erases them.
+
+A recipient is a phone number: it never goes into a log line, and a message id only as ``loggable_id`` shows it.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from dlrwatch.config import Settings
 from dlrwatch.domain.times import utcnow
 from dlrwatch.http import Answer, Event, Router, json_response, request_body
-from dlrwatch.messages import MessageService
-from dlrwatch.observability import logger, metrics
+from dlrwatch.messages import MessageService, query_parameters
+from dlrwatch.observability import loggable_id, logger, metrics
 from dlrwatch.store import Store
 
 if TYPE_CHECKING:
@@ -29,11 +33,21 @@ def register(event: Event) -> Answer:
     return json_response(200, service.register(request_body(event, 1024 * 1024)))
 
 
+@app.route("GET", "/messages")
+def look_up(event: Event) -> Answer:
+    return json_response(200, service.look_up(query_parameters(str(event.get("rawQueryString") or ""))))
+
+
+@app.route("DELETE", "/messages")
+def forget(event: Event) -> Answer:
+    return json_response(200, service.forget(query_parameters(str(event.get("rawQueryString") or ""))))
+
+
 @app.route("GET", "/messages/<provider>/<message_id>")
 def read(event: Event, provider: str, message_id: str) -> Answer:
     # Routes match the raw path: an id sent percent-encoded ("123%3A4477...") arrives encoded.
     message_id = unquote(message_id)
-    logger.append_keys(message_id=message_id)
+    logger.append_keys(message_id=loggable_id(provider, message_id))
     return json_response(200, service.read(provider, message_id))
 
 
