@@ -1,10 +1,12 @@
-"""The whole of dlrwatch on one machine: DynamoDB, the HTTP API, the scheduler and the stream publisher.
+"""The whole of dlrwatch on one machine: DynamoDB, the HTTP API, the scheduler, the stream publisher and the
+status callbacks' forwarder.
 
 Everything is the deployed code (the handlers of template.yaml, called with the events Lambda would pass);
 only the AWS services around it are local: moto's server (one request at a time) or Amazon's DynamoDB Local for
-the table and its stream, a loopback HTTP server for API Gateway, processes of their own for the API functions'
-execution environments, a timer for EventBridge Scheduler, a stream reader for the event source mapping, and a
-JSON-lines file for the EventBridge bus.
+the table and its stream, a moto server of its own for SQS (the forward queue and its dead letters), a loopback
+HTTP server for API Gateway, processes of their own for the API functions' execution environments, a timer for
+EventBridge Scheduler, a stream reader and a queue reader for the event source mappings, and a JSON-lines file for
+the EventBridge bus.
 """
 
 from __future__ import annotations
@@ -32,11 +34,25 @@ import boto3
 from botocore.config import Config
 
 from dlrwatch_local.api import LocalApi, handler_module, routes
+from dlrwatch_local.queues import (
+    FORWARD_DEAD_LETTER_QUEUE,
+    FORWARD_QUEUE,
+    QueueMapping,
+    create_forward_queues,
+    queue_source,
+)
 from dlrwatch_local.streams import StreamPump, filter_patterns, stream_source
 from dlrwatch_local.template import ROOT, table_definition, template
 
 LOCAL = Path(__file__).resolve().parents[1]  # the folder that holds this package
 DEFAULT_TOKEN = "local-dev-token"  # noqa: S105 - a local default, documented; set CALLBACK_TOKEN to change it
+DEFAULT_FORWARD_KEY = "local-forward-key"  # a local default, documented; set FORWARD_SIGNING_KEY to change it
+# Status callbacks locally: to loopback receivers, retried within seconds, so the whole cycle can be watched.
+FORWARD_DEFAULTS = {
+    "FORWARD_SIGNING_KEY": DEFAULT_FORWARD_KEY,
+    "FORWARD_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "FORWARD_RETRY_SCHEDULE": "1s,2s,4s,8s",
+}
 
 
 def free_port() -> int:
@@ -286,40 +302,27 @@ def _close_all(environments: list[ExecutionEnvironment]) -> None:
             list(pool.map(ExecutionEnvironment.close, environments))
 
 
-class SerializedMotoServer:
-    """moto's DynamoDB on a loopback port, serving one request at a time.
+class MotoServer:
+    """moto's services on a loopback port, each request on a thread of its own: what SQS needs, whose receives
+    wait for messages (a long poll) while sends and deletes go on beside them."""
 
-    moto applies a write as read, change, store, without a lock: two writes to one item at once can both read it
-    before either stores, and the later store erases the other's change (a registration's due entry, a report's
-    status). DynamoDB makes every single-item write atomic. moto's server runs requests on concurrent threads, so
-    this one runs moto's application one request at a time: as moto's work is Python under one GIL anyway, that
-    costs no measurable throughput (about 45 writes/s either way with 8 clients), and loses no write.
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, name: str = "moto") -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
-        moto_app = DomainDispatcherApplication(create_backend_app)
-        one_at_a_time = threading.Lock()
+        application = self.wrap(DomainDispatcherApplication(create_backend_app))
+        self.server = make_server(host, port, application, threaded=True, request_handler=MotoRequestHandler)
+        # Checked for stop() every 0.1 s: werkzeug's 0.5 s would make every stop wait that long.
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), name=name, daemon=True)
 
-        def serialized(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-            with one_at_a_time:
-                answer = moto_app(environ, start_response)
-                try:
-                    return list(answer)  # the whole answer under the lock: a lazy body would run after it
-                finally:
-                    if hasattr(answer, "close"):
-                        answer.close()
-
-        self.server = make_server(host, port, serialized, threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), name="moto", daemon=True)
+    def wrap(self, application: Any) -> Any:
+        return application
 
     @property
     def endpoint_url(self) -> str:
         return f"http://{self.server.server_address[0]!s}:{self.server.server_address[1]}"
 
-    def start(self) -> SerializedMotoServer:
+    def start(self) -> MotoServer:
         self._thread.start()
         return self
 
@@ -327,6 +330,32 @@ class SerializedMotoServer:
         self.server.shutdown()
         self._thread.join()
         self.server.server_close()
+
+
+class SerializedMotoServer(MotoServer):
+    """moto's DynamoDB on a loopback port, serving one request at a time.
+
+    moto applies a write as read, change, store, without a lock: two writes to one item at once can both read it
+    before either stores, and the later store erases the other's change (a registration's due entry, a report's
+    status). DynamoDB makes every single-item write atomic. moto's server runs requests on concurrent threads, so
+    this one runs moto's application one request at a time: as moto's work is Python under one GIL anyway, that
+    costs no measurable throughput (about 45 writes/s either way with 8 clients), and loses no write. Nothing
+    that waits (an SQS long poll) may be served here: it would hold every table write behind it.
+    """
+
+    def wrap(self, application: Any) -> Any:
+        one_at_a_time = threading.Lock()
+
+        def serialized(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            with one_at_a_time:
+                answer = application(environ, start_response)
+                try:
+                    return list(answer)  # the whole answer under the lock: a lazy body would run after it
+                finally:
+                    if hasattr(answer, "close"):
+                        answer.close()
+
+        return serialized
 
 
 @dataclass
@@ -371,14 +400,16 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request it serves
         quiet_expected_warnings()
         endpoint = self._start_dynamodb()
-        self._configure_environment(endpoint)
+        self._configure_environment(endpoint, self._start_sqs())
         self._create_table()
+        self._create_queues()
         self._load_handlers()
         self.api = LocalApi(self.options.api_port, self.invoke)
         self.api.start()
         self._closers.append(self.api.stop)
         self._start_scheduler()
         self._start_stream()
+        self._start_forward_queue()
 
     def _start_dynamodb(self) -> str:
         if self.options.dynamodb == "local":
@@ -392,13 +423,20 @@ class LocalStack:
         self._closers.append(server.stop)
         return server.endpoint_url
 
-    def _configure_environment(self, endpoint: str) -> None:
+    def _start_sqs(self) -> str:
+        """SQS on a moto server of its own: the serialized one would hold every table write behind a receive."""
+        server = MotoServer(name="moto-sqs").start()
+        self._closers.append(server.stop)
+        return server.endpoint_url
+
+    def _configure_environment(self, endpoint: str, sqs_endpoint: str) -> None:
         """The handlers read the same variables as on Lambda; only the endpoints point here."""
         env = os.environ
         # Every other AWS service resolves to a closed loopback port: nothing local can ever reach AWS.
         env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"
         env["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
         env["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = endpoint
+        env["AWS_ENDPOINT_URL_SQS"] = sqs_endpoint
         env["EVENTS_FILE"] = str(self.options.events_file)  # the publisher writes here instead of EventBridge
         # Local endpoints accept any credentials; never let a developer's real ones travel with these calls.
         env["AWS_ACCESS_KEY_ID"] = "local"
@@ -413,11 +451,17 @@ class LocalStack:
         env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # nobody reads EMF lines on a laptop
         env.setdefault("EVENT_BUS_NAME", "local")
+        for name, value in FORWARD_DEFAULTS.items():
+            env.setdefault(name, value)
         self.region = env["AWS_DEFAULT_REGION"]
         self.dynamodb = boto3.client("dynamodb")
         # The stream reader retries on its own: a down endpoint fails its pass quickly and is said once.
         self.streams = boto3.client(
             "dynamodbstreams", config=Config(connect_timeout=2, read_timeout=10, retries={"total_max_attempts": 1})
+        )
+        # So does the queue reader; its receives wait a second for messages, well within the read timeout.
+        self.sqs = boto3.client(
+            "sqs", config=Config(connect_timeout=2, read_timeout=10, retries={"total_max_attempts": 1})
         )
 
     def _create_table(self) -> None:
@@ -428,6 +472,13 @@ class LocalStack:
         self.dynamodb.get_waiter("table_exists").wait(TableName=self.options.table_name)
         table = self.dynamodb.describe_table(TableName=self.options.table_name)["Table"]
         self.stream_arn = table["LatestStreamArn"]
+
+    def _create_queues(self) -> None:
+        """The forward queue and its dead letters as template.yaml makes them; the publisher sends to the one and
+        the forwarder dead-letters to the other, each found through the variable the template gives it."""
+        self.queues = create_forward_queues(self.sqs, self.options.table_name)
+        os.environ["FORWARD_QUEUE_URL"] = self.queues[FORWARD_QUEUE][0]
+        os.environ["FORWARD_DEAD_LETTER_QUEUE_URL"] = self.queues[FORWARD_DEAD_LETTER_QUEUE][0]
 
     def _load_handlers(self) -> None:
         """The API's functions run in execution environments of their own, started here in parallel; the poller
@@ -501,6 +552,28 @@ class LocalStack:
         )
         self.pump.start()
         self._closers.append(self.pump.stop)
+
+    def _start_forward_queue(self) -> None:
+        source = queue_source()
+        if source is None or "ForwarderFunction" not in self.handlers:
+            return
+        url, arn = self.queues[FORWARD_QUEUE]
+        self.forward_queue = QueueMapping(
+            self.sqs,
+            url,
+            arn,
+            lambda event: self.invoke("ForwarderFunction", event),
+            region=self.region,
+            batch_size=int(source.get("BatchSize", 10)),
+            report_failures="ReportBatchItemFailures" in (source.get("FunctionResponseTypes") or []),
+        ).start()
+        self._closers.append(self.forward_queue.stop)
+
+    def dead_letters(self) -> int:
+        """Status callbacks in the dead-letter queue (SQS's approximate count, exact on a local queue)."""
+        url = self.queues[FORWARD_DEAD_LETTER_QUEUE][0]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
     # -- stop -------------------------------------------------------------------------------------------
 
