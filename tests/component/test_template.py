@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYER_CODE = ROOT / "layers" / "dlrwatch" / "dlrwatch"
 TABLE_ARN = {"Fn::GetAtt": ["Table", "Arn"]}
 DUE_INDEX_ARN = {"Fn::Sub": "${Table.Arn}/index/due"}
+RECIPIENT_INDEX_ARN = {"Fn::Sub": "${Table.Arn}/index/recipient"}
 
 
 def secrets_asked_for_in(path: Path) -> set[str]:
@@ -96,16 +97,39 @@ GRANTS: dict[str, list[tuple[Any, ...]]] = {
         ("dynamodb:PutItem", TABLE_ARN, SEVENIO_NONCES_ONLY),
         *read_secrets(CALLBACK_SECRETS),
     ],
-    # store.register (UpdateItem), store.get (GetItem).
-    "MessagesFunction": [("dynamodb:UpdateItem", TABLE_ARN), ("dynamodb:GetItem", TABLE_ARN)],
+    # store.register (UpdateItem), store.get (GetItem), store.by_recipient (Query on the recipient index, then
+    # BatchGetItem), store.forget_recipient (BatchWriteItem deletions); the forward signing key, only to know
+    # whether status callbacks are enabled.
+    "MessagesFunction": [
+        ("dynamodb:UpdateItem", TABLE_ARN),
+        ("dynamodb:GetItem", TABLE_ARN),
+        ("dynamodb:BatchGetItem", TABLE_ARN),
+        ("dynamodb:Query", RECIPIENT_INDEX_ARN),
+        ("dynamodb:BatchWriteItem", TABLE_ARN),
+        *read_secrets({"FORWARD_SIGNING_KEY"}),
+    ],
     # store.due (Query on the due index), store.apply and store.reschedule (UpdateItem), provider credentials.
     "PollerFunction": [
         ("dynamodb:Query", DUE_INDEX_ARN),
         ("dynamodb:UpdateItem", TABLE_ARN),
         *read_secrets(POLLER_SECRETS),
     ],
-    # The stream read and the on-failure queue are granted by SAM from the DynamoDB event.
-    "PublisherFunction": [("events:PutEvents", {"Fn::GetAtt": ["EventBus", "Arn"]})],
+    # The stream read and the on-failure queue are granted by SAM from the DynamoDB event; the status callbacks
+    # are queued for the forwarder.
+    "PublisherFunction": [
+        ("events:PutEvents", {"Fn::GetAtt": ["EventBus", "Arn"]}),
+        ("sqs:SendMessage", {"Fn::GetAtt": ["ForwardQueue", "Arn"]}),
+    ],
+    # store.record_forward (UpdateItem) and store.forward_target (GetItem) on message items only; a retry is
+    # delayed (ChangeMessageVisibility), a callback out of retries dead-lettered; the signing key. The queue's
+    # read is granted by SAM from the SQS event.
+    "ForwarderFunction": [
+        ("dynamodb:UpdateItem", TABLE_ARN, MESSAGE_ITEMS_ONLY),
+        ("dynamodb:GetItem", TABLE_ARN, MESSAGE_ITEMS_ONLY),
+        ("sqs:ChangeMessageVisibility", {"Fn::GetAtt": ["ForwardQueue", "Arn"]}),
+        ("sqs:SendMessage", {"Fn::GetAtt": ["ForwardDeadLetterQueue", "Arn"]}),
+        *read_secrets({"FORWARD_SIGNING_KEY"}),
+    ],
 }
 SERVICE = "dlrwatch"  # the metrics namespace
 STACK = {"Ref": "AWS::StackName"}  # the service dimension: one per stack, so environments sharing an account stay apart
@@ -441,7 +465,18 @@ def test_ttl_expiry_never_invokes_the_publisher() -> None:
 
 def test_filter_decides_every_kind_of_write() -> None:
     # A new kind of write must be placed on one side of the filter on purpose.
-    assert set(WrittenBy) == {WrittenBy.REPORT, WrittenBy.REGISTRATION, WrittenBy.SCHEDULE}
+    assert set(WrittenBy) == {
+        WrittenBy.REPORT,
+        WrittenBy.REGISTRATION,
+        WrittenBy.SCHEDULE,
+        WrittenBy.FORWARD,
+        WrittenBy.BACKFILL,
+    }
+
+
+def test_forwarding_state_and_maintenance_writes_never_invoke_the_publisher() -> None:
+    for kind in (WrittenBy.FORWARD, WrittenBy.BACKFILL):
+        assert not admitted(stream_record("MODIFY", new=message(kind, "sent"), old=message(WrittenBy.REPORT)))
 
 
 # -- alarms -------------------------------------------------------------------------------------------
@@ -566,10 +601,17 @@ def test_every_failure_queue_has_a_depth_alarm() -> None:
         for event in function["Properties"].get("Events", {}).values()
         if "DestinationConfig" in event.get("Properties", {})
     ]
+    dead_letters = [
+        queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for queue in resources("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in queue["Properties"]
+    ]
     queues = set(resources("AWS::SQS::Queue"))
     assert destinations
-    assert set(destinations) <= queues
-    for queue in queues:
+    assert dead_letters == ["ForwardDeadLetterQueue"]
+    # The forward queue is a work queue, not a failure queue: what fails there ends in its dead-letter queue.
+    assert queues == {*destinations, *dead_letters, "ForwardQueue"}
+    for queue in {*destinations, *dead_letters}:
         alarm = alarm_on(
             "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName={"Fn::GetAtt": [queue, "QueueName"]}
         )

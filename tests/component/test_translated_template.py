@@ -25,7 +25,12 @@ FUNCTIONS = {
     "PollerFunction": "poller",
     "PublisherFunction": "publisher",
 }
-IAM_ROUTES = {("/messages", "post"), ("/messages/{provider}/{message_id}", "get")}
+IAM_ROUTES = {
+    ("/messages", "post"),
+    ("/messages", "get"),
+    ("/messages", "delete"),
+    ("/messages/{provider}/{message_id}", "get"),
+}
 OPEN_ROUTES = {(f"/callbacks/{p}", m) for p in ("sevenio", "bulksms") for m in ("get", "post")}
 
 
@@ -72,9 +77,17 @@ def test_api_gateway_may_invoke_each_function_on_its_own_routes_only() -> None:
     assert granted == {(f, p.replace("{provider}", "*").replace("{message_id}", "*"), m) for f, p, m in expected}
 
 
+def mapping_of(function: str) -> dict[str, Any]:
+    [properties] = [
+        m["Properties"]
+        for m in resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": function}
+    ]
+    return properties
+
+
 def test_the_stream_mapping_filters_as_the_local_stack_does_and_keeps_what_fails() -> None:
-    _, mapping = the("AWS::Lambda::EventSourceMapping")
-    properties = mapping["Properties"]
+    properties = mapping_of("PublisherFunction")
     assert properties["FunctionName"] == {"Ref": "PublisherFunction"}
     assert properties["EventSourceArn"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
     (pattern,) = filter_patterns(properties)
@@ -86,6 +99,20 @@ def test_the_stream_mapping_filters_as_the_local_stack_does_and_keeps_what_fails
         "Fn::GetAtt": ["PublisherFailureQueue", "Arn"]
     }
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_forwarder_reads_its_queue_reporting_each_callback_and_bounded_in_concurrency() -> None:
+    properties = mapping_of("ForwarderFunction")
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["ForwardQueue", "Arn"]}
+    # Each failed callback stays in the queue alone, with the delay the forwarder gave it; the others are deleted.
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["BatchSize"] == 10
+    assert properties["ScalingConfig"] == {"MaximumConcurrency": 10}
+    queue = resources()["ForwardQueue"]["Properties"]
+    timeout = resources()["ForwarderFunction"]["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout, "Lambda's advice for a queue a function reads"
+    assert queue["MessageRetentionPeriod"] > 24 * 3600, "outlives the retry schedule's day"
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ForwardDeadLetterQueue", "Arn"]}
 
 
 def test_the_poller_runs_every_minute_once_with_no_retry_from_the_scheduler_or_lambda() -> None:
