@@ -2,8 +2,11 @@
 
 Reads the same variables as the deployed functions (``TABLE_NAME``, ``POLL_SCHEDULE``, ``SEVENIO_API_URL``, the
 secrets ...) plus ``API_PORT`` (3000), ``POLL_INTERVAL`` (seconds, 60), ``SIMULATE`` (1), ``DYNAMODB``
-(``moto`` or ``local``), ``SIM_MESSAGES`` (60), ``SIM_SEED`` (7) and ``EVENTS_FILE``. Stops cleanly and at once on
-Ctrl-C or SIGTERM (what a background job, a container or a test harness sends), even in the middle of a simulation.
+(``moto`` or ``local``), ``SIM_MESSAGES`` (60), ``SIM_SEED`` (7) and ``EVENTS_FILE``. Status callbacks to senders
+are on, with local defaults: ``FORWARD_SIGNING_KEY`` (local-forward-key), ``FORWARD_ALLOWED_HOSTS``
+(127.0.0.1,localhost) and ``FORWARD_RETRY_SCHEDULE`` (1s,2s,4s,8s: seconds, so the whole cycle can be watched).
+Stops cleanly and at once on Ctrl-C or SIGTERM (what a background job, a container or a test harness sends), even
+in the middle of a simulation.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from dlrwatch_local.stack import DEFAULT_TOKEN, LocalStack, Options
+from dlrwatch_local.stack import DEFAULT_FORWARD_KEY, DEFAULT_TOKEN, LocalStack, Options
 from dlrwatch_local.standins import ProviderStandIns
 
 if TYPE_CHECKING:
-    from dlrwatch_local.simulate import Simulation
+    from dlrwatch_local.simulate import SenderEndpoint, Simulation
 
 # With simulated providers, a schedule of seconds instead of days, so a whole run fits in a minute or two.
 SIMULATED_SCHEDULE = "3s,6s,10s,15s,25s"
@@ -61,6 +64,7 @@ def main() -> int:
     # SIGTERM stops like Ctrl-C: it interrupts whatever the main thread is doing, a simulation included.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     simulation = None
+    sender: SenderEndpoint | None = None
     try:
         stack.start()
         api_url = f"http://127.0.0.1:{stack.api.port}"
@@ -72,12 +76,24 @@ def main() -> int:
         print(f"  status events: {options.events_file}")
         token_note = "the default local token" if os.environ["CALLBACK_TOKEN"] == DEFAULT_TOKEN else "CALLBACK_TOKEN"
         print(f"  callbacks: {api_url}/callbacks/sevenio?token=... and /callbacks/bulksms ({token_note})")
+        key_note = (
+            "the default local key"
+            if os.environ["FORWARD_SIGNING_KEY"] == DEFAULT_FORWARD_KEY
+            else "FORWARD_SIGNING_KEY"
+        )
+        print(
+            f"  status callbacks to senders: signed with {key_note}, to https hosts and to "
+            f"{os.environ['FORWARD_ALLOWED_HOSTS'] or 'no other'}, retried at {os.environ['FORWARD_RETRY_SCHEDULE']}"
+        )
+        print(f"  forward queue: {os.environ['FORWARD_QUEUE_URL']} (SQS at {os.environ['AWS_ENDPOINT_URL_SQS']})")
         print("  Ctrl-C to stop", flush=True)
         if simulate and standins is not None:
             from dlrwatch.domain.schedule import Schedule
-            from dlrwatch_local.simulate import Simulation
+            from dlrwatch_local.simulate import SenderEndpoint, Simulation
 
             schedule = Schedule.parse(os.environ["POLL_SCHEDULE"])
+            sender = SenderEndpoint(os.environ["FORWARD_SIGNING_KEY"], seed=int(os.environ.get("SIM_SEED") or 7))
+            sender.start()
             simulation = Simulation(
                 api_url,
                 standins,
@@ -85,6 +101,8 @@ def main() -> int:
                 messages=int(os.environ.get("SIM_MESSAGES") or 60),
                 seed=int(os.environ.get("SIM_SEED") or 7),
                 horizon=schedule.offsets[-1].total_seconds(),
+                sender=sender,
+                dead_letters=stack.dead_letters,
             )
 
             def count_event(detail: dict[str, Any]) -> None:
@@ -103,6 +121,8 @@ def main() -> int:
         if simulation is not None:
             end_timeline(simulation)
         stack.stop()
+        if sender is not None:
+            sender.stop()
         if standins is not None:
             standins.stop()
         print("stopped", flush=True)

@@ -5,18 +5,28 @@ report and when, and what happens to each push on its way to dlrwatch (lost, dup
 ahead of the registration, sent with a wrong secret). The providers' status APIs (the stand-ins) answer with
 the truth as it stands at the moment they are asked, so whatever a push loses, polling must find.
 
+Half the sender's messages are registered with a ``callback_url`` on its own endpoint (``SenderEndpoint``), which
+checks each status callback's signature, keeps the highest ``sequence`` per message, and fails some attempts on
+purpose (503s, a few 500s, a rare slow answer), so that the forwarder's retries are seen.
+
 The run ends with a table: messages by final status, finals learned by push vs by poll, provider calls per
-message, and lost messages, those whose final status in dlrwatch is not the provider's truth (must be 0).
+message, and lost messages, those whose final status in dlrwatch is not the provider's truth (must be 0); then
+the status callbacks: forwarded, retried, dead-lettered, bad signatures (must be 0), and those not in line with
+dlrwatch, whose newest status at the sender is not dlrwatch's final one (must be 0, dead letters aside).
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import hmac
+import json
 import random
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +36,7 @@ from urllib.parse import urlencode
 import requests
 
 from dlrwatch.providers import PROVIDERS
+from dlrwatch_local.httpserver import LoopbackServer, RequestHandler
 from dlrwatch_local.standins import ProviderStandIns
 
 # Raw journeys per provider: the statuses reported on the way, then the final one (None: never final).
@@ -66,6 +77,7 @@ class Fate:
     faults: set[str] = field(default_factory=set)
     message_id: str = ""  # as the provider's send API answers it
     sent_at: datetime | None = None
+    callback: bool = False  # registered with a callback_url on the sender's endpoint
 
     @property
     def expected(self) -> str:
@@ -97,6 +109,108 @@ def draw_fates(count: int, rng: random.Random, horizon: float = 25.0) -> list[Fa
     return fates
 
 
+# What the sender's endpoint does with a status callback, by share of attempts: the rest are answered 200 at once.
+SENDER_FAULTS = (("503", 0.25), ("500", 0.05), ("slow", 0.02))
+SLOW_ANSWER_SECONDS = 2.0  # well within the forwarder's 5 s: a slow sender is seen, and the run not held up
+
+
+def sign(key: str, timestamp: str, body: bytes) -> str:
+    """The status callback signature (SPEC): lowercase hex HMAC-SHA256 of ``"{timestamp}.{body}"``."""
+    return hmac.new(key.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def signature_valid(key: str, timestamp: str | None, header: str | None, body: bytes) -> bool:
+    """Whether one of the header's ``v1=`` signatures (two while a key is rotated) is ``body``'s under ``key``."""
+    if not timestamp or not header:
+        return False
+    expected = sign(key, timestamp, body)
+    given = [part.strip().removeprefix("v1=") for part in header.split(",") if part.strip().startswith("v1=")]
+    return any(hmac.compare_digest(expected, signature) for signature in given)
+
+
+def sender_fault(draw: float) -> str:
+    """The fault ``draw`` (uniform in [0, 1)) picks from SENDER_FAULTS, or "ok"."""
+    for fault, share in SENDER_FAULTS:
+        if draw < share:
+            return fault
+        draw -= share
+    return "ok"
+
+
+@dataclass
+class Received:
+    """The newest status callback a sender accepted for one message."""
+
+    sequence: int
+    status: str
+    final: bool
+    event_id: str
+
+
+class SenderEndpoint:
+    """The simulated sender's callback endpoint on loopback (``url``): each POST's signature checked with the
+    local key, the newest ``sequence`` kept per message, and some attempts failed on purpose (seeded)."""
+
+    def __init__(self, key: str, *, seed: int = 7) -> None:
+        self.key = key
+        self.rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not secrecy
+        self.newest: dict[tuple[str, str], Received] = {}
+        self.answers = Counter[str]()  # "2xx", "503", "500", "bad signature"
+        self._lock = threading.Lock()
+        sender = self
+
+        class Handler(RequestHandler):
+            def do_POST(self) -> None:
+                body = self.read_body()
+                status = sender.receive(
+                    self.path,
+                    self.headers.get("X-Dlrwatch-Timestamp"),
+                    self.headers.get("X-Dlrwatch-Signature"),
+                    body,
+                )
+                self.respond(status, b"", {"Content-Type": "text/plain"})
+
+        self.server = LoopbackServer(Handler)
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.base_url}/dlr"
+
+    def start(self) -> SenderEndpoint:
+        self.server.start("sender")
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def receive(self, path: str, timestamp: str | None, signature: str | None, body: bytes) -> int:
+        """The HTTP status answered to one status callback."""
+        if path.split("?")[0] != "/dlr":
+            return 404
+        if not signature_valid(self.key, timestamp, signature, body):
+            with self._lock:
+                self.answers["bad signature"] += 1
+            return 401
+        with self._lock:
+            fault = sender_fault(self.rng.random())
+        if fault in ("503", "500"):
+            with self._lock:
+                self.answers[fault] += 1
+            return int(fault)
+        if fault == "slow":
+            time.sleep(SLOW_ANSWER_SECONDS)
+        detail = json.loads(body)
+        key = (str(detail["provider"]), str(detail["message_id"]))
+        with self._lock:
+            self.answers["2xx"] += 1
+            kept = self.newest.get(key)
+            if kept is None or int(detail["sequence"]) > kept.sequence:
+                self.newest[key] = Received(
+                    int(detail["sequence"]), str(detail["status"]), bool(detail["final"]), str(detail["event_id"])
+                )
+        return 200
+
+
 def _berlin(moment: datetime) -> str:
     # Berlin in winter (UTC+1), as seven.io writes its times; the simulation runs in real time.
     return (moment + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
@@ -118,12 +232,18 @@ class Simulation:
         seed: int = 7,
         spread: float = 10.0,
         out: Any = None,
+        sender: SenderEndpoint | None = None,
+        dead_letters: Callable[[], int] | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.standins = standins
         self.token = token
         self.rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not secrecy
         self.fates = draw_fates(messages, self.rng, horizon)
+        self.sender = sender
+        self.dead_letters = dead_letters or (lambda: 0)
+        for n, fate in enumerate(self.fates):
+            fate.callback = sender is not None and n % 2 == 0  # half, of every provider
         self.spread = spread
         self.out = out or sys.stdout
         self.queue: list[tuple[float, int, Any]] = []
@@ -169,7 +289,7 @@ class Simulation:
             registration = sent + (fate.steps[0].at + 0.5 if "before_registration" in fate.faults else 0.0)
             self._at(registration, lambda f=fate: self.requests.submit(self._register, f))
 
-    def run(self, settle_seconds: float = 120.0) -> dict[str, Any]:
+    def run(self, settle_seconds: float = 120.0, callbacks_within: float = 20.0) -> dict[str, Any]:
         start = time.monotonic()
         self.plan(start + 0.5)
         timeline = threading.Thread(target=self._play, args=(start + settle_seconds,), name="timeline", daemon=True)
@@ -184,7 +304,13 @@ class Simulation:
         self._done.set()
         timeline.join(timeout=5)
         self.requests.shutdown(wait=True)
-        summary = self.summary(self.states())
+        states = self.states()
+        # The last status callbacks follow the finals by a second or two, and retries by the schedule's seconds.
+        settled = time.monotonic() + callbacks_within
+        while self.out_of_line(states) and time.monotonic() < settled:
+            time.sleep(1.0)
+            states = self.states()
+        summary = self.summary(states)
         self.print_summary(summary)
         return summary
 
@@ -303,6 +429,8 @@ class Simulation:
                 }
             ]
         }
+        if fate.callback and self.sender is not None:
+            body["messages"][0]["callback_url"] = self.sender.url
         self._call("POST", "/messages", body)
 
     def _call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -330,6 +458,9 @@ class Simulation:
             f"(push {by_source['push']}, poll {by_source['poll']}, give-up {by_source['giveup']})  "
             f"provider calls {sum(self.standins.state.calls.values())}  status events {self.status_events}"
         )
+        if self.sender is not None:
+            answers = self.sender.answers
+            line += f"  callbacks {answers['2xx']} (retried {answers['503'] + answers['500']})"
         print(line, file=self.out, flush=True)
 
     def summary(self, states: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -344,7 +475,7 @@ class Simulation:
         per_provider = Counter(f.provider for f in self.fates)
         calls = {p: self.standins.state.calls[p] / n for p, n in per_provider.items()}
         finals = Counter(str(s.get("source")) for s in states.values() if s.get("final"))
-        return {
+        summary = {
             "messages": len(self.fates),
             "by_status": rows,
             "finals_by_source": dict(finals),
@@ -352,6 +483,33 @@ class Simulation:
             "lost": lost,
             "pushes": dict(self.pushes),
         }
+        if self.sender is not None:
+            answers = self.sender.answers
+            summary["callbacks"] = {
+                "messages": sum(fate.callback for fate in self.fates),
+                "forwarded": answers["2xx"],
+                "retried": answers["503"] + answers["500"],
+                "dead": self.dead_letters(),
+                "bad_signatures": answers["bad signature"],
+                "out_of_line": self.out_of_line(states),
+            }
+        return summary
+
+    def out_of_line(self, states: dict[str, dict[str, Any]]) -> list[str]:
+        """Messages with a callback_url whose newest status at the sender is not dlrwatch's (those whose
+        callbacks were dead-lettered aside: the sender missed them by design, and the dead-letter count says so)."""
+        if self.sender is None:
+            return []
+        found = []
+        for fate in self.fates:
+            state = states.get(fate.message_id) or {}
+            if not fate.callback or (state.get("callback") or {}).get("state") == "dead-lettered":
+                continue
+            received = self.sender.newest.get((fate.provider, fate.message_id))
+            at_sender = received.status if received else None
+            if at_sender != state.get("status"):
+                found.append(f"{_loggable(fate)} ({at_sender or 'nothing'} at the sender, {state.get('status')} here)")
+        return found
 
     def print_summary(self, summary: dict[str, Any]) -> None:
         out = self.out
@@ -377,3 +535,27 @@ class Simulation:
         print(
             f"  lost messages: {len(lost)} (must be 0)" + (f": {', '.join(lost)}" if lost else ""), file=out, flush=True
         )
+        callbacks = summary.get("callbacks")
+        if callbacks is None:
+            return
+        print(
+            f"  status callbacks to {callbacks['messages']} messages: forwarded {callbacks['forwarded']} (2xx), "
+            f"retried {callbacks['retried']} (failed attempts), dead {callbacks['dead']} (dead-letter queue)",
+            file=out,
+        )
+        print(f"  bad signatures: {callbacks['bad_signatures']} (must be 0)", file=out)
+        out_of_line = callbacks["out_of_line"]
+        print(
+            f"  callbacks not in line with dlrwatch: {len(out_of_line)} (must be 0)"
+            + (f": {', '.join(out_of_line)}" if out_of_line else ""),
+            file=out,
+            flush=True,
+        )
+
+
+def _loggable(fate: Fate) -> str:
+    """A message named without the phone number a BulkSMS EAPI id carries: its batch and last two digits."""
+    if fate.provider == "bulksms-eapi":
+        batch, _, msisdn = fate.message_id.partition(":")
+        return f"{fate.provider} {batch}:..{msisdn[-2:]}"
+    return f"{fate.provider} {fate.message_id}"
