@@ -134,7 +134,7 @@ def _recipient(query: Mapping[str, str]) -> str:
     """The query's recipient in E.164 form (the recipient index's key)."""
     text = query.get("recipient")
     if not text:
-        raise BadInput("recipient is required: ?recipient=%2B491701234567")
+        raise BadInput("recipient is required: a phone number in E.164 form, its + sent as %2B")
     return normalize(text)
 
 
