@@ -25,6 +25,7 @@ from dlrwatch.errors import StorageUnavailable
 from dlrwatch.store import (
     DUE_INDEX,
     HISTORY_MAX,
+    ForwardState,
     NextPoll,
     Outcome,
     Registered,
@@ -447,3 +448,77 @@ def test_due_with_nothing_due_is_one_empty_query(store: Store, requests_sent: Re
     requests_sent.reset()
     assert list(store.due(shard_of(), SENT_AT + timedelta(minutes=4))) == []
     assert requests_sent.calls == {"Query": 1}
+
+
+# -- the sender's side: sequence, callback_url, forwarding state -----------------------------------------------
+
+URL = "https://sender.example/dlr"
+
+
+def test_the_sequence_grows_with_every_write_that_can_change_what_a_sender_is_told(store: Store) -> None:
+    register(store)
+    assert stored(store)["seq"] == 1
+    store.apply(SENT, NOW)
+    store.apply(DELIVERED, NOW)
+    assert stored(store)["seq"] == 3
+    store.apply(DELIVERED, NOW)
+    store.apply(SENT, NOW)
+    assert stored(store)["seq"] == 3, "a duplicate or a stale report writes nothing, so tells nothing new"
+
+
+def test_a_registration_keeps_the_callback_url_and_a_later_one_replaces_it(store: Store) -> None:
+    first = store.register("sevenio", MESSAGE_ID, SENT_AT, None, FIRST_POLL, shard_of(), NOW, callback_url=URL)
+    assert first is Registered.REGISTERED
+    assert (stored(store)["callback_url"], stored(store)["seq"]) == (URL, 1)
+    other = "https://elsewhere.example/dlr"
+    again = store.register("sevenio", MESSAGE_ID, SENT_AT, None, FIRST_POLL, shard_of(), NOW, callback_url=other)
+    assert again is Registered.ALREADY_REGISTERED
+    item = stored(store)
+    assert (item["callback_url"], item["seq"], item["written_by"]) == (other, 2, "registration")
+    store.register("sevenio", MESSAGE_ID, SENT_AT, None, FIRST_POLL, shard_of(), NOW, callback_url=other)
+    store.register("sevenio", MESSAGE_ID, SENT_AT, None, FIRST_POLL, shard_of(), NOW)
+    assert (stored(store)["callback_url"], stored(store)["seq"]) == (other, 2), "same URL or none: nothing written"
+
+
+def test_a_registration_after_a_final_report_attaches_its_callback_url(store: Store) -> None:
+    store.apply(DELIVERED, NOW)
+    store.register("sevenio", MESSAGE_ID, SENT_AT, None, FIRST_POLL, shard_of(), NOW, callback_url=URL)
+    item = stored(store)
+    assert (item["status"], item["callback_url"], item["seq"]) == ("delivered", URL, 2)
+    assert "due_at" not in item
+
+
+def test_the_recipient_key_is_written_by_the_registration_only_when_there_is_one(store: Store) -> None:
+    store.register(
+        "sevenio", "1", SENT_AT, "+49 170 1234567", FIRST_POLL, shard_of("1"), NOW, recipient_key="+491701234567"
+    )
+    store.register("sevenio", "2", SENT_AT, "shop", FIRST_POLL, shard_of("2"), NOW)
+    assert stored(store, "1")["recipient_key"] == "+491701234567"
+    assert stored(store, "1")["recipient"] == "+49 170 1234567", "the recipient stays as registered"
+    assert "recipient_key" not in stored(store, "2"), "no NULL index key: DynamoDB would refuse the write"
+    store.apply(report(Status.DELIVERED, "DELIVERED", 9, message_id="1"), NOW)
+    assert stored(store, "1")["recipient_key"] == "+491701234567"
+
+
+def test_forwarding_state_counts_attempts_and_keeps_the_highest_sequence_delivered(store: Store) -> None:
+    register(store)
+    store.record_forward("sevenio", MESSAGE_ID, sequence=2, state=ForwardState.RETRYING, http_status=503, now=NOW)
+    store.record_forward("sevenio", MESSAGE_ID, sequence=3, state=ForwardState.DELIVERED, http_status=200, now=NOW)
+    store.record_forward("sevenio", MESSAGE_ID, sequence=2, state=ForwardState.DELIVERED, http_status=204, now=NOW)
+    item = stored(store)
+    assert (item["fwd_attempts"], item["fwd_delivered_seq"], item["fwd_state"], item["fwd_http_status"]) == (
+        3,
+        3,
+        "delivered",
+        204,
+    ), "an older status delivered late never lowers what the sender has"
+    assert item["written_by"] == "forward"
+    assert item["seq"] == 1, "bookkeeping: it tells the sender nothing new"
+    assert store.forward_target("sevenio", MESSAGE_ID) == {"fwd_delivered_seq": 3}
+
+
+def test_forwarding_state_never_brings_back_an_erased_message(store: Store) -> None:
+    store.record_forward("sevenio", "404", sequence=2, state=ForwardState.DELIVERED, http_status=200, now=NOW)
+    store.record_forward("sevenio", "404", sequence=2, state=ForwardState.RETRYING, http_status=None, now=NOW)
+    assert store.get("sevenio", "404") is None
+    assert store.forward_target("sevenio", "404") is None
