@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from support.lambda_context import FakeContext
 
 from dlrwatch.domain.report import Report
 from dlrwatch.domain.status import Status
-from dlrwatch.store import DUE_INDEX, Store, to_dynamo
+from dlrwatch.store import DUE_INDEX, ForwardState, Store, to_dynamo
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOW = datetime(2026, 11, 22, 10, 1, tzinfo=UTC)
@@ -363,3 +364,175 @@ def test_a_bulksms_eapi_message_can_be_read_with_or_without_plus_or_percent_enco
     assert code == 200
     assert (body["provider"], body["message_id"]) == ("bulksms-eapi", "123456789:447700900123")
     assert body["recipient"] == "+447700900123"
+
+
+# -- status callbacks: callback_url at registration ------------------------------------------------------
+
+CALLBACK = "https://hooks.sender.example/dlr?token=s3cr3t-sender-token"
+# What the injected resolver answers: a public address for the sender's host, private ones for the others.
+ADDRESSES = {
+    "hooks.sender.example": ["203.0.114.10"],
+    "other.sender.example": ["198.51.101.20"],
+    "intranet.sender.example": ["10.0.0.5"],
+    "sneaky.sender.example": ["203.0.114.11", "192.168.1.10"],
+}
+
+
+class FakeResolver:
+    """DNS as the registration sees it, counting lookups; a host named ``slow...`` times out."""
+
+    def __init__(self) -> None:
+        self.looked_up: list[str] = []
+
+    def __call__(self, host: str) -> list[str]:
+        self.looked_up.append(host)
+        if host.startswith("slow."):
+            raise TimeoutError(host)
+        if host not in ADDRESSES:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return ADDRESSES[host]
+
+
+@pytest.fixture
+def resolver(api: Any, monkeypatch: pytest.MonkeyPatch) -> FakeResolver:
+    """The registration's resolver, with a signing key configured (status callbacks enabled)."""
+    fake = FakeResolver()
+    monkeypatch.setattr(api.service, "resolve", fake)
+    monkeypatch.setenv("FORWARD_SIGNING_KEY", "k" * 32)
+    return fake
+
+
+def test_a_callback_url_is_stored_with_the_message_and_shown_on_read(
+    api: Any, store: Store, resolver: FakeResolver
+) -> None:
+    code, body = invoke(api, with_messages(message(callback_url=CALLBACK, recipient="+491701234567")))
+    assert (code, body["results"][0]["result"]) == (200, "registered")
+    item = stored(store, "sevenio", "77149843739")
+    assert (item["callback_url"], item["recipient_key"]) == (CALLBACK, "+491701234567")
+    _, shown = invoke(api, load("messages-read"))
+    assert shown["callback_url"] == CALLBACK
+    assert shown["callback"] == {
+        "attempts": 0,
+        "last_http_status": None,
+        "state": None,
+        "last_attempt_at": None,
+        "delivered_sequence": None,
+    }
+    assert shown["sequence"] == 1
+
+
+def test_a_batch_sharing_one_callback_url_resolves_its_host_once(api: Any, resolver: FakeResolver) -> None:
+    batch = [message(message_id=str(77149843700 + i), callback_url=CALLBACK) for i in range(40)]
+    code, body = invoke(api, with_messages(*batch))
+    assert code == 200
+    assert len(body["results"]) == 40
+    assert resolver.looked_up == ["hooks.sender.example"]
+
+
+def test_a_later_registration_replaces_the_callback_url(api: Any, store: Store, resolver: FakeResolver) -> None:
+    invoke(api, with_messages(message(callback_url=CALLBACK)))
+    replacement = "https://other.sender.example/v2/dlr"
+    code, body = invoke(api, with_messages(message(callback_url=replacement)))
+    assert (code, body["results"][0]["result"]) == (200, "already registered")
+    _, shown = invoke(api, load("messages-read"))
+    assert shown["callback_url"] == replacement
+    # Registering again without one keeps it.
+    invoke(api, with_messages(message()))
+    assert stored(store, "sevenio", "77149843739")["callback_url"] == replacement
+
+
+REFUSED_URLS = {
+    "http": ("http://hooks.sender.example/dlr", "https"),
+    "loopback": ("https://127.0.0.1/dlr", "127.0.0.1"),
+    "loopback v6": ("https://[::1]/dlr", "::1"),
+    "private literal": ("https://10.1.2.3/dlr", "10.1.2.3"),
+    "metadata": ("https://169.254.169.254/latest/meta-data", "169.254.169.254"),
+    "resolves to a private address": ("https://intranet.sender.example/dlr?token=abc", "intranet.sender.example"),
+    "one of its addresses private": ("https://sneaky.sender.example/dlr", "192.168.1.10"),
+    "does not exist": ("https://nosuch.sender.example/dlr", "does not exist"),
+    "user and password": ("https://user:pw@hooks.sender.example/dlr", "user"),
+    "not a URL": ("hooks.sender.example/dlr", "https"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_URLS))
+def test_a_refused_callback_url_fails_the_whole_batch_naming_the_message_and_stores_nothing(
+    case: str, api: Any, store: Store, resolver: FakeResolver, requests_sent: RequestCounter
+) -> None:
+    url, named = REFUSED_URLS[case]
+    code, answer = invoke(api, with_messages(message(message_id="1380000001"), message(callback_url=url)))
+    assert code == 400
+    assert answer["error"].startswith("messages[1]: callback_url")
+    assert named in answer["error"]
+    assert "/dlr" not in answer["error"]  # the host at most, never the whole URL
+    assert requests_sent.writes == 0
+    assert all_items(store) == []
+
+
+def test_a_callback_url_that_is_not_a_string_is_refused(api: Any, store: Store, resolver: FakeResolver) -> None:
+    code, answer = invoke(api, with_messages(message(callback_url=["https://hooks.sender.example/"])))
+    assert code == 400
+    assert "messages[0]: callback_url" in answer["error"]
+    assert all_items(store) == []
+
+
+def test_a_callback_url_without_a_signing_key_is_refused_and_stores_nothing(
+    api: Any, store: Store, resolver: FakeResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FORWARD_SIGNING_KEY")
+    code, answer = invoke(api, with_messages(message(message_id="1380000001"), message(callback_url=CALLBACK)))
+    assert (code, answer) == (400, {"error": "status callbacks are not enabled: set forward-signing-key"})
+    assert resolver.looked_up == []
+    assert all_items(store) == []
+    # Without a callback_url, no signing key is needed.
+    assert invoke(api, with_messages(message()))[0] == 200
+
+
+def test_a_dns_timeout_answers_503_and_stores_nothing(
+    api: Any, store: Store, resolver: FakeResolver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, answer = invoke(api, with_messages(message(callback_url="https://slow.sender.example/dlr?token=t0k3n")))
+    assert (code, answer) == (503, {"error": "could not resolve the callback_url host, retry later"})
+    assert all_items(store) == []
+    assert "t0k3n" not in capsys.readouterr().out
+
+
+def test_the_read_view_shows_what_became_of_the_status_callbacks(
+    api: Any, store: Store, resolver: FakeResolver
+) -> None:
+    invoke(api, with_messages(message(callback_url=CALLBACK)))
+    store.apply(Report("sevenio", "77149843739", Status.SENT, "TRANSMITTED", None), NOW)
+    sequence = int(stored(store, "sevenio", "77149843739")["seq"])
+    store.record_forward(
+        "sevenio", "77149843739", sequence=sequence, state=ForwardState.RETRYING, http_status=503, now=NOW
+    )
+    _, retrying = invoke(api, load("messages-read"))
+    assert retrying["sequence"] == sequence == 2
+    assert retrying["callback"] == {
+        "attempts": 1,
+        "last_http_status": 503,
+        "state": "retrying",
+        "last_attempt_at": "2026-11-22T10:01:00.000Z",
+        "delivered_sequence": None,
+    }
+    later = NOW.replace(minute=2)
+    store.record_forward(
+        "sevenio", "77149843739", sequence=sequence, state=ForwardState.DELIVERED, http_status=204, now=later
+    )
+    _, delivered = invoke(api, load("messages-read"))
+    assert delivered["callback"] == {
+        "attempts": 2,
+        "last_http_status": 204,
+        "state": "delivered",
+        "last_attempt_at": "2026-11-22T10:02:00.000Z",
+        "delivered_sequence": 2,
+    }
+
+
+def test_reading_an_eapi_message_logs_its_id_without_the_phone_number(
+    api: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invoke(api, load("messages-register"))
+    capsys.readouterr()
+    invoke(api, read_of("bulksms-eapi", "123456789:447700900123"))
+    assert "447700900123" not in capsys.readouterr().out
