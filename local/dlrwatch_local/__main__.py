@@ -85,7 +85,10 @@ def main() -> int:
             f"  status callbacks to senders: signed with {key_note}, to https hosts and to "
             f"{os.environ['FORWARD_ALLOWED_HOSTS'] or 'no other'}, retried at {os.environ['FORWARD_RETRY_SCHEDULE']}"
         )
-        print(f"  forward queue: {os.environ['FORWARD_QUEUE_URL']} (SQS at {os.environ['AWS_ENDPOINT_URL_SQS']})")
+        print(
+            f"  forward queue: {os.environ['FORWARD_QUEUE_URL']}, dead letters: "
+            f"{os.environ['FORWARD_DEAD_LETTER_QUEUE_URL']} (SQS at {os.environ['AWS_ENDPOINT_URL_SQS']})"
+        )
         print("  Ctrl-C to stop", flush=True)
         if simulate and standins is not None:
             from dlrwatch.domain.schedule import Schedule

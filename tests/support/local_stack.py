@@ -85,11 +85,12 @@ class RunningStack:
 
 
 def launch(tmp_path: Path, env: Mapping[str, str], entry: Sequence[str] = ENTRY) -> RunningStack:
-    """Start the stack with ``env`` over a clean environment (no AWS, Powertools or DynamoDB settings of the
-    caller's), on a free port, without simulators unless ``env`` asks for them."""
+    """Start the stack with ``env`` over a clean environment (no AWS, Powertools, DynamoDB or status callback
+    settings of the caller's), on a free port, without simulators unless ``env`` asks for them."""
     port = free_port()
     events_file = tmp_path / "status-events.jsonl"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "DYNAMODB"))}
+    ours = ("AWS_", "POWERTOOLS_", "DYNAMODB", "FORWARD_")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     clean.update(
         {
             "PYTHONPATH": str(ROOT / "local"),
