@@ -59,8 +59,8 @@ $(BIN)/.run: $(VENV)/.python-$(PYTHON_VERSION) $(LOCK) requirements-run.txt
 	$(UV) pip install --quiet --python $(BIN)/python -r $(LOCK) -r requirements-run.txt
 	touch $@
 
-# What the tests and linters need on top.
-$(BIN)/.installed: $(BIN)/.run requirements-dev.txt
+# What the tests and linters need on top, with the operator CLI (cli/) installed as its users get it.
+$(BIN)/.installed: $(BIN)/.run requirements-dev.txt cli/pyproject.toml $(wildcard cli/dlrwatch_cli/*.py)
 	$(UV) pip install --quiet --python $(BIN)/python -r $(LOCK) -r requirements-dev.txt
 	touch $@
 
