@@ -47,6 +47,7 @@ help:
 	@echo "make build      sam build (no Docker needed)"
 	@echo "make lock       lock the layer's dependencies with hashes (layers/dependencies/requirements.txt)"
 	@echo "make clean      remove the venvs, node_modules and build output"
+	@echo "make backfill-recipients TABLE=name [ENDPOINT_URL=url] [DRY_RUN=1]   one-off: the recipient index's key for older messages"
 
 # The venv, made anew when the interpreter changes (a 3.13 machine after a 3.11 one).
 $(VENV)/.python-$(PYTHON_VERSION): .tools/uv/.installed-$(UV_VERSION)
@@ -207,3 +208,10 @@ bench: build $(BIN)/.installed node_modules/.installed .tools/uv/.installed-$(UV
 
 clean:
 	rm -rf $(VENV) $(OLDEST_VENV) .tools .aws-sam node_modules .local .pytest_cache .mypy_cache .ruff_cache
+
+# One-off, for messages registered before the recipient index: their recipient_key (scripts/backfill_recipient_key.py).
+.PHONY: backfill-recipients
+backfill-recipients: $(BIN)/.run
+	@test -n "$(TABLE)" || { echo "usage: make backfill-recipients TABLE=name [ENDPOINT_URL=url] [DRY_RUN=1]"; exit 2; }
+	PYTHONPATH=layers/dlrwatch $(BIN)/python scripts/backfill_recipient_key.py --table "$(TABLE)" \
+		$(if $(ENDPOINT_URL),--endpoint-url "$(ENDPOINT_URL)") $(if $(DRY_RUN),--dry-run)
