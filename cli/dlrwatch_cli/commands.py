@@ -25,7 +25,6 @@ __all__ = ["CommandError", "UsageError", "forget", "lookup", "register", "status
 LOCAL_EVENTS_FILE = Path(".local") / "status-events.jsonl"
 LOOKUP_COLUMNS = ("sent_at", "provider", "message_id", "status", "final")
 HISTORY_FIRST = ("at", "status_at", "status", "final", "provider_status", "source")
-CALLBACK_PREFIXES = ("callback", "forward")
 
 
 def emit_json(document: Any, out: TextIO) -> None:
@@ -84,20 +83,21 @@ def register(
 
 
 def split_status(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    """The message's own fields; its status callback's (``callback_url``, the forwarding state: any field named
-    callback* or forward*, an object's fields flattened); its history."""
+    """The message's own fields; its status callback (``callback_url`` as ``url``, and the forwarding state of
+    the ``callback`` object), empty when the message has none; its history."""
     fields: dict[str, Any] = {}
     callback: dict[str, Any] = {}
     for name, value in document.items():
         if name == "history":
             continue
-        if name.startswith(CALLBACK_PREFIXES):
-            if isinstance(value, dict):
-                callback.update({f"{name}.{key}": item for key, item in value.items()})
-            elif value is not None:
-                callback[name] = value
+        if name == "callback_url":
+            callback["url"] = value
+        elif name == "callback" and isinstance(value, dict):
+            callback.update(value)
         else:
             fields[name] = value
+    if not any(value not in (None, 0, "") for value in callback.values()):
+        callback = {}  # no URL and no attempt: nothing to show
     history = [entry for entry in document.get("history") or [] if isinstance(entry, dict)]
     return fields, callback, history
 

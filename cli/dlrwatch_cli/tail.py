@@ -56,6 +56,7 @@ class FileFollower:
     _identity: tuple[int, int] | None = None
     _partial: bytes = b""
     _started: bool = False
+    _skip_to_newline: bool = False
 
     def read(self) -> list[str]:
         lines: list[str] = []
@@ -76,7 +77,7 @@ class FileFollower:
                 return lines
         elif now.st_size < self._file.tell():
             self._file.seek(0)  # truncated: what is there now is new
-            self._partial = b""
+            self._partial, self._skip_to_newline = b"", False
         return lines + self._drain()
 
     def _open(self, *, from_end: bool) -> None:
@@ -88,17 +89,25 @@ class FileFollower:
         stat = os.fstat(self._file.fileno())
         self._identity = (stat.st_dev, stat.st_ino)
         if from_end:
-            self._file.seek(0, os.SEEK_END)
+            end = self._file.seek(0, os.SEEK_END)
+            if end:  # started within a line being written: its rest is no whole event
+                self._file.seek(end - 1)
+                self._skip_to_newline = self._file.read(1) != b"\n"
 
     def _drain(self) -> list[str]:
         data = self._partial + self._file.read()
+        if self._skip_to_newline:
+            if b"\n" not in data:
+                return []
+            data = data.split(b"\n", 1)[1]
+            self._skip_to_newline = False
         *complete, self._partial = data.split(b"\n")
         return [line.decode("utf-8", "replace") for line in complete if line.strip()]
 
     def _close(self) -> None:
         if self._file is not None:
             self._file.close()
-        self._file, self._identity, self._partial = None, None, b""
+        self._file, self._identity, self._partial, self._skip_to_newline = None, None, b"", False
 
     def close(self) -> None:
         self._close()
