@@ -16,12 +16,27 @@ Decisions:
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import hmac
+import http.client
 import ipaddress
+import os
 import re
 import socket
+import ssl
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+import certifi
+import urllib3.exceptions
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.util.ssl_ import create_urllib3_context
 
 from dlrwatch.errors import BadInput
 
@@ -144,14 +159,14 @@ def check_url(url: str, *, allowed_hosts: frozenset[str], resolve: Resolver) -> 
         raise RefusedUrl("callback_url must be an absolute https URL")
     if parts["fragment"] is not None:
         raise RefusedUrl("callback_url must not have a fragment")
-    allowed = {h.lower() for h in allowed_hosts}
     host, port = _authority(parts["authority"], default_port=443 if parts["scheme"].lower() == "https" else 80)
     scheme = parts["scheme"].lower()
-    if scheme != "https" and not (scheme == "http" and host in allowed):
+    allowed = _is_allowed(host, allowed_hosts)
+    if scheme != "https" and not (scheme == "http" and allowed):
         raise RefusedUrl("callback_url must be https")
     target = (parts["path"] or "/") + (f"?{parts['query']}" if parts["query"] is not None else "")
     addresses = _addresses(host, resolve)
-    if host not in allowed:
+    if not allowed:
         for address in addresses:
             problem = address_problem(address)
             if problem and address == host:
@@ -159,6 +174,13 @@ def check_url(url: str, *, allowed_hosts: frozenset[str], resolve: Resolver) -> 
             if problem:
                 raise RefusedUrl(f"callback_url host {host} resolves to {address}, which is {problem}")
     return CheckedUrl(url=url, scheme=scheme, host=host, port=port, target=target, addresses=addresses)
+
+
+def _is_allowed(host: str, allowed_hosts: frozenset[str]) -> bool:
+    """Whether FORWARD_ALLOWED_HOSTS lists the host: exact and case-insensitive; an IPv6 address with or without
+    its brackets."""
+    allowed = {h.lower() for h in allowed_hosts}
+    return host in allowed or f"[{host}]" in allowed
 
 
 def _authority(authority: str, *, default_port: int) -> tuple[str, int]:
@@ -241,3 +263,227 @@ def address_problem(address: str) -> str | None:
     if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
         return "not a global address"
     return None
+
+
+# -- signing ---------------------------------------------------------------------------------------------------
+
+
+def signing_keys(secret: str) -> list[bytes]:
+    """The keys in the FORWARD_SIGNING_KEY secret: one, or two separated by a comma while rotating (new first)."""
+    keys = [part.strip() for part in secret.split(",")]
+    if not 1 <= len(keys) <= 2 or not all(keys):
+        raise ValueError("FORWARD_SIGNING_KEY must hold one key, or two separated by a comma while rotating")
+    return [key.encode("utf-8") for key in keys]
+
+
+def signature(keys: Sequence[bytes], timestamp: int, body: bytes) -> str:
+    """``X-Dlrwatch-Signature``: ``v1=<hex HMAC-SHA256 of "{timestamp}.{body}">`` per key, comma-separated."""
+    signed = f"{timestamp}.".encode() + body
+    return ",".join(f"v1={hmac.new(key, signed, hashlib.sha256).hexdigest()}" for key in keys)
+
+
+# -- one delivery attempt ----------------------------------------------------------------------------------------
+
+# What is read of an answer's body: nothing in it is used, and a sender's endpoint may answer with megabytes.
+MAX_ANSWER_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Attempt:
+    status: int | None  # the answer's HTTP status; None when there was no answer
+    outcome: Literal["delivered", "retry", "refused"]
+    reason: str  # for a log line: never the URL, never the body
+
+
+def outcome_of(status: int) -> Literal["delivered", "retry", "refused"]:
+    """2xx delivered; 429 and 5xx retried; 3xx (never followed) and every other 4xx refused."""
+    if 200 <= status <= 299:
+        return "delivered"
+    if status == 429 or 500 <= status <= 599:
+        return "retry"
+    return "refused"
+
+
+def post(
+    checked: CheckedUrl,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    timeout: float = 5.0,
+    ca_certs: str | None = None,
+) -> Attempt:
+    """POST ``body`` to a checked URL, connecting to its checked addresses in turn (the next one only when a
+    connection could not be made), within ``timeout`` in all.
+
+    A socket timeout bounds each read, not the attempt: an endpoint that drips its answer a byte at a time would
+    stretch it for ever. So a watchdog shuts the connection's socket down when the time is up, whatever phase the
+    attempt is in (connect, TLS handshake, request, headers, body). Redirects are not followed and nothing is
+    retried here: the forward queue retries on the schedule.
+    """
+    deadline = _Deadline(timeout)
+    host_header = f"[{checked.host}]" if ":" in checked.host else checked.host
+    if checked.port != (443 if checked.scheme == "https" else 80):
+        host_header += f":{checked.port}"
+    sent = {"Host": host_header, "User-Agent": "dlrwatch", **headers}
+    failure = Attempt(None, "retry", "no address to connect to")
+    _current.deadline = deadline
+    try:
+        for address in checked.addresses:
+            left = deadline.left()
+            if left <= 0:
+                return Attempt(None, "retry", f"no answer within {timeout:g} s")
+            connection = _connection(checked, address, left, ca_certs)
+            try:
+                try:
+                    connection.connect()
+                except NewConnectionError as exc:
+                    failure = Attempt(None, "retry", f"connection failed: {_errno_text(exc)}")
+                    continue
+                return _exchange(connection, checked.target, body, sent, deadline)
+            except Exception as exc:
+                return _failed(exc, deadline, timeout)
+            finally:
+                connection.close()
+        return failure
+    finally:
+        _current.deadline = None
+        deadline.cancel()
+
+
+def _exchange(
+    connection: HTTPConnection, target: str, body: bytes, headers: Mapping[str, str], deadline: _Deadline
+) -> Attempt:
+    connection.request("POST", target, body=body, headers=headers, preload_content=False, decode_content=False)
+    answer = connection.getresponse()
+    status = answer.status
+    # Read a little of the body, so a short answer ends cleanly; the outcome is decided already.
+    with contextlib.suppress(Exception):
+        if deadline.left() > 0:
+            answer.read(MAX_ANSWER_BYTES)
+    outcome = outcome_of(status)
+    if 300 <= status <= 399:
+        return Attempt(status, outcome, f"HTTP {status}: redirect not followed")
+    return Attempt(status, outcome, f"HTTP {status}")
+
+
+def _failed(exc: Exception, deadline: _Deadline, timeout: float) -> Attempt:
+    """An attempt that got no answer: retried, whatever the cause (a certificate the sender will renew as well)."""
+    if deadline.expired or isinstance(exc, TimeoutError | ConnectTimeoutError | ReadTimeoutError):
+        return Attempt(None, "retry", f"no answer within {timeout:g} s")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return Attempt(None, "retry", f"TLS certificate refused: {exc.verify_message}")
+    if isinstance(exc, ssl.SSLError | urllib3.exceptions.SSLError):
+        return Attempt(None, "retry", "TLS failed")
+    if isinstance(exc, http.client.HTTPException | urllib3.exceptions.ProtocolError):
+        return Attempt(None, "retry", f"malformed or missing answer ({type(exc).__name__})")
+    if isinstance(exc, OSError | urllib3.exceptions.HTTPError):
+        return Attempt(None, "retry", f"connection failed: {_errno_text(exc)}")
+    raise exc
+
+
+def _errno_text(exc: BaseException) -> str:
+    """What went wrong in a connection, without the text of exceptions that may carry a URL."""
+    while exc.__cause__ is not None and not isinstance(exc, OSError):
+        exc = exc.__cause__
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno)
+    return type(exc).__name__
+
+
+class _Deadline:
+    """Shuts down every socket it watches once ``seconds`` have passed."""
+
+    def __init__(self, seconds: float) -> None:
+        self._at = time.monotonic() + seconds
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def left(self) -> float:
+        return max(self._at - time.monotonic(), 0.0)
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    """End a socket's use from another thread. shutdown() wakes a read blocked on it (close() does not), but Linux
+    still hands over bytes that arrive after it, so a dripping peer would keep a read loop going: the socket's
+    timeout, which each wait reads anew, is cut too, and the next wait for a byte fails at once."""
+    with contextlib.suppress(OSError):
+        sock.settimeout(0.001)
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the TCP socket's, also under TLS
+
+
+# The deadline of the attempt a thread is making: the sockets it opens find it here, however deep in urllib3 and
+# ssl they are made.
+_current = threading.local()
+
+
+def _watch(sock: socket.socket) -> None:
+    deadline: _Deadline | None = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.watch(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watch(sock)
+        return sock
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watch(sock)
+        return sock
+
+
+class _WatchedSSLSocket(ssl.SSLSocket):
+    """Wrapping a socket in TLS makes a new socket object (the TCP one is detached): this one is watched from
+    its handshake on, so a handshake dripped a byte at a time is cut off too."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        _watch(self)
+        super().do_handshake(block)
+
+
+@functools.cache
+def _tls_context(ca_certs: str) -> ssl.SSLContext:
+    """Certificates verified against ``ca_certs`` (certifi's bundle on AWS); made once, its CA file read once."""
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    context.load_verify_locations(cafile=ca_certs)
+    context.sslsocket_class = _WatchedSSLSocket
+    return context
+
+
+def _connection(checked: CheckedUrl, address: str, timeout: float, ca_certs: str | None) -> HTTPConnection:
+    """A connection to ``address``; under TLS the certificate is checked for the URL's host (SNI too)."""
+    if checked.scheme == "https":
+        return _WatchedHTTPSConnection(
+            address,
+            checked.port,
+            timeout=timeout,
+            ssl_context=_tls_context(ca_certs or certifi.where()),
+            cert_reqs="CERT_REQUIRED",
+            server_hostname=checked.host,
+            assert_hostname=checked.host,
+        )
+    return _WatchedHTTPConnection(address, checked.port, timeout=timeout)
