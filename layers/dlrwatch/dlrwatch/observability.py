@@ -26,7 +26,7 @@ def loggable_id(provider: str, message_id: str) -> str:
     it is personal data and never logged, only its last two digits (enough to tell a batch's messages apart)."""
     if provider == "bulksms-eapi" and ":" in message_id:
         batch, _, msisdn = message_id.partition(":")
-        return f"{batch}:…{msisdn[-2:]}"
+        return f"{batch}:***{msisdn[-2:]}"
     return message_id
 
 

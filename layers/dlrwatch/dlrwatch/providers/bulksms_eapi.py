@@ -51,7 +51,8 @@ def msisdn(value: str) -> str:
     """The recipient as the EAPI writes it: digits only, no ``+``, no spaces (other whitespace is refused)."""
     digits = value.strip(" ").lstrip("+").replace(" ", "")
     if not _MSISDN.fullmatch(digits):
-        raise BadInput(f"msisdn {shown(value)} is not 5-20 digits")
+        # Not echoed: a near-miss is still somebody's phone number, and refusals are logged.
+        raise BadInput(f"msisdn is not 5-20 digits ({len(value)} characters given)")
     return digits
 
 
@@ -65,7 +66,7 @@ def canonical_id(value: str) -> str:
     """A ``"{batch_id}:{msisdn}"`` id in the form reports use; registrations go through here too."""
     batch_id, sep, recipient = value.partition(":")
     if not sep:
-        raise BadInput(f"bulksms-eapi message id {shown(value)} is not of the form '{{batch_id}}:{{msisdn}}'")
+        raise BadInput("bulksms-eapi message id is not of the form '{batch_id}:{msisdn}'")
     return message_id(batch_id, recipient)
 
 
