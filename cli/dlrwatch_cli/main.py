@@ -160,8 +160,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     err = err or sys.stderr
     top = parser()
     args = top.parse_args(argv)
+    previous = None
     with contextlib.suppress(ValueError):  # not the main thread (a test): no signal to handle
-        signal.signal(signal.SIGTERM, _terminate)
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return run(top, args, out, err)
     except KeyboardInterrupt:
@@ -174,6 +175,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     except BrokenPipeError:  # `dlrwatch ... | head`: the reader is gone; nothing more to say, nor to flush at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        if previous is not None:  # main() called within a program (a test) leaves its handler as it was
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run(top: argparse.ArgumentParser, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
