@@ -131,7 +131,7 @@ _REFUSED_NETWORKS = tuple(
         "64:ff9b::/96",  # NAT64
         "64:ff9b:1::/48",  # local-use NAT64
         "100::/64",  # discard
-        "2001::/32",  # Teredo
+        "2001::/23",  # IETF protocol assignments, with Teredo (2001::/32); 3.13 calls parts of it global, 3.11 none
         "2001:db8::/32",  # documentation
         "2002::/16",  # 6to4
         "3fff::/20",  # documentation
@@ -191,6 +191,8 @@ def _authority(authority: str, *, default_port: int) -> tuple[str, int]:
         literal, sep, rest = authority[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
             raise RefusedUrl("callback_url has a malformed host")
+        if "%" in literal:
+            raise RefusedUrl("callback_url has a malformed IPv6 address (zone ids are refused)")
         try:
             host = str(ipaddress.IPv6Address(literal))
         except ValueError:
