@@ -115,8 +115,9 @@ class Client:
             return document
         raise ApiError(answer.status, error_message(answer.status, document))
 
-    def register(self, messages: list[Any]) -> Any:
-        return self.call("POST", "/messages", body={"messages": messages})
+    def register(self, body: Any) -> Any:
+        """``body`` is ``{"messages": [...]}``, sent as it is: the API names whatever is wrong with it."""
+        return self.call("POST", "/messages", body=body)
 
     def read(self, provider: str, message_id: str) -> Any:
         return self.call("GET", message_path(provider, message_id))

@@ -13,7 +13,6 @@ from typing import Any, TextIO
 
 import botocore.session
 
-from dlrwatch_cli.api import Client
 from dlrwatch_cli.errors import CommandError, UsageError
 from dlrwatch_cli.tables import cell, columns_of, key_values, table
 from dlrwatch_cli.tail import Envelope, Filter, follow_bus, follow_file, subscribed
@@ -24,15 +23,11 @@ __all__ = ["CommandError", "UsageError", "forget", "lookup", "register", "status
 # Where `make run` writes its status events (local/dlrwatch_local/stack.py Options.events_file), from the checkout.
 LOCAL_EVENTS_FILE = Path(".local") / "status-events.jsonl"
 LOOKUP_COLUMNS = ("sent_at", "provider", "message_id", "status", "final")
-HISTORY_FIRST = ("at", "status_at", "status", "final", "provider_status", "source")
+HISTORY_FIRST = ("received_at", "status_at", "status", "provider_status", "source")
 
 
 def emit_json(document: Any, out: TextIO) -> None:
     print(json.dumps(document, ensure_ascii=False), file=out, flush=True)
-
-
-def client_for(session: botocore.session.Session, target: Target) -> Client:
-    return api_client(session, target)
 
 
 # -- register --------------------------------------------------------------------------------------------------
@@ -64,7 +59,7 @@ def register(
     session: botocore.session.Session, target: Target, args: argparse.Namespace, out: TextIO, err: TextIO
 ) -> int:
     body = registration_body(args, sys.stdin)
-    answer = client_for(session, target).call("POST", "/messages", body=body)
+    answer = api_client(session, target).register(body)
     if args.json:
         emit_json(answer, out)
         return 0
@@ -105,7 +100,7 @@ def split_status(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
 def status(
     session: botocore.session.Session, target: Target, args: argparse.Namespace, out: TextIO, err: TextIO
 ) -> int:
-    document = client_for(session, target).read(args.provider, args.message_id)
+    document = api_client(session, target).read(args.provider, args.message_id)
     if args.json:
         emit_json(document, out)
         return 0
@@ -128,7 +123,7 @@ def status(
 def lookup(
     session: botocore.session.Session, target: Target, args: argparse.Namespace, out: TextIO, err: TextIO
 ) -> int:
-    client = client_for(session, target)
+    client = api_client(session, target)
     messages: list[dict[str, Any]] = []
     token = args.next_token
     while True:
@@ -162,7 +157,7 @@ def confirmed(stdin: TextIO, err: TextIO) -> bool:
 def forget(
     session: botocore.session.Session, target: Target, args: argparse.Namespace, out: TextIO, err: TextIO
 ) -> int:
-    client = client_for(session, target)
+    client = api_client(session, target)
     if not args.yes and not confirmed(sys.stdin, err):
         print("nothing removed", file=err)
         return 1

@@ -32,7 +32,9 @@ class RecordingHttp:
     answer: Answer = field(default_factory=lambda: Answer(200, b"{}"))
     sent: list[dict[str, Any]] = field(default_factory=list)
 
-    def request(self, method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Answer:
+    def request(
+        self, method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Answer:
         self.sent.append({"method": method, "url": url, "body": body, "headers": headers or {}})
         return self.answer
 
@@ -193,7 +195,7 @@ def test_an_explicit_region_wins_over_the_url_s() -> None:
 
 def test_a_request_with_credentials_is_signed_for_execute_api_in_the_region() -> None:
     api, http = client(ReadOnlyCredentials("AKIDEXAMPLE", "secret-example", "session-token"))
-    api.register([{"provider": "sevenio", "message_id": "1"}])
+    api.register({"messages": [{"provider": "sevenio", "message_id": "1"}]})
     headers = http.sent[0]["headers"]
     assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
     assert "/eu-west-1/execute-api/aws4_request" in headers["Authorization"]

@@ -96,8 +96,20 @@ MESSAGE = {
     "callback_url": "https://sender.example/dlr",
     "callback": {"attempts": 2, "last_http_status": 200, "state": "delivered", "delivered_sequence": 3},
     "history": [
-        {"at": "2026-11-22T10:00:01.000Z", "status": "sent", "final": False, "source": "push"},
-        {"at": "2026-11-22T10:00:02.000Z", "status": "delivered", "final": True, "source": "push"},
+        {
+            "status": "sent",
+            "provider_status": None,
+            "status_at": None,
+            "source": "push",
+            "received_at": "2026-11-22T10:00:01.000Z",
+        },
+        {
+            "status": "delivered",
+            "provider_status": "11",
+            "status_at": "2026-11-22T10:00:02.000Z",
+            "source": "push",
+            "received_at": "2026-11-22T10:00:02.100Z",
+        },
     ],
 }
 
@@ -120,9 +132,9 @@ def test_status_shows_the_message_its_callback_and_its_history(script: Any) -> N
     ]
     assert history.splitlines() == [
         "history:",
-        "at                        status     final  source",
-        "2026-11-22T10:00:01.000Z  sent       false  push",
-        "2026-11-22T10:00:02.000Z  delivered  true   push",
+        "received_at               status_at                 status     provider_status  source",
+        "2026-11-22T10:00:01.000Z  -                         sent       -                push",
+        "2026-11-22T10:00:02.100Z  2026-11-22T10:00:02.000Z  delivered  11               push",
     ]
 
 
