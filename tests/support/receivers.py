@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import ipaddress
 import socket
 import ssl
 import threading
@@ -51,8 +50,8 @@ class Received:
 
 
 @dataclass(frozen=True)
-class TestCA:
-    """A CA made for one test session, and a server certificate it signed for ``NAME`` (and 127.0.0.1)."""
+class CallbackCA:
+    """A CA made at test time, and a server certificate it signed for ``NAME``."""
 
     ca_file: Path
     cert_file: Path
@@ -64,7 +63,7 @@ class TestCA:
         return context
 
 
-def make_test_ca(directory: Path, names: Sequence[str] = (NAME,)) -> TestCA:
+def make_callback_ca(directory: Path, names: Sequence[str] = (NAME,)) -> CallbackCA:
     """A CA and a server certificate for ``names``, written as PEM files under ``directory`` (P-256: fast)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -83,8 +82,8 @@ def make_test_ca(directory: Path, names: Sequence[str] = (NAME,)) -> TestCA:
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
+    # For the names only, not for 127.0.0.1: a client that checked the address instead of the name would fail.
     alt_names: list[x509.GeneralName] = [x509.DNSName(name) for name in names]
-    alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
@@ -102,7 +101,7 @@ def make_test_ca(directory: Path, names: Sequence[str] = (NAME,)) -> TestCA:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    files = TestCA(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
+    files = CallbackCA(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
     files.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     files.key_file.write_bytes(
@@ -117,7 +116,7 @@ class Receiver:
     Answers are used in the order given, one a request; once they run out, every request is answered 200.
     """
 
-    def __init__(self, *, tls: TestCA | None = None, name: str = NAME) -> None:
+    def __init__(self, *, tls: CallbackCA | None = None, name: str = NAME) -> None:
         self.name = name
         self.requests: list[Received] = []
         self._answers: list[Answer] = []

@@ -37,6 +37,7 @@ import urllib3.exceptions
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.ssl_ import create_urllib3_context
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from dlrwatch.errors import BadInput
 
@@ -374,6 +375,8 @@ def _failed(exc: Exception, deadline: _Deadline, timeout: float) -> Attempt:
         return Attempt(None, "retry", f"no answer within {timeout:g} s")
     if isinstance(exc, ssl.SSLCertVerificationError):
         return Attempt(None, "retry", f"TLS certificate refused: {exc.verify_message}")
+    if isinstance(exc, CertificateError):
+        return Attempt(None, "retry", "TLS certificate refused: not valid for the host")
     if isinstance(exc, ssl.SSLError | urllib3.exceptions.SSLError):
         return Attempt(None, "retry", "TLS failed")
     if isinstance(exc, http.client.HTTPException | urllib3.exceptions.ProtocolError):
