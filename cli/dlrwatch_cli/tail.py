@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import botocore.session
 
@@ -52,11 +52,11 @@ class FileFollower:
     replaced. A line still being written waits for its newline."""
 
     path: Path
-    _file: Any = None
-    _identity: tuple[int, int] | None = None
-    _partial: bytes = b""
-    _started: bool = False
-    _skip_to_newline: bool = False
+    _file: BinaryIO | None = field(default=None, init=False)
+    _identity: tuple[int, int] | None = field(default=None, init=False)
+    _partial: bytes = field(default=b"", init=False)
+    _started: bool = field(default=False, init=False)
+    _skip_to_newline: bool = field(default=False, init=False)
 
     def read(self) -> list[str]:
         lines: list[str] = []
@@ -95,6 +95,8 @@ class FileFollower:
                 self._skip_to_newline = self._file.read(1) != b"\n"
 
     def _drain(self) -> list[str]:
+        if self._file is None:
+            return []
         data = self._partial + self._file.read()
         if self._skip_to_newline:
             if b"\n" not in data:
