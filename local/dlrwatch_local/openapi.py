@@ -6,9 +6,10 @@
 The routes (path, method, AWS_IAM or not) come from template.yaml's HttpApi events; each operation is described
 here, and a route the template has and this module does not describe fails the generation (so a new route cannot
 go undocumented), as does a description of a route the template no longer has. Limits and names are read from the
-code by name (providers, the message id pattern, batch and field bounds, the body limit), never copied; a bound
-whose constant does not exist (yet) is left out of the description rather than guessed. The item's attribute
-schemas come from docs/schemas/item.schema.json.
+code by name (providers, the message id pattern, batch and field bounds, the body limit, the lookup's limits, the
+callback_url length), never copied; a bound whose constant does not exist (yet) is left out of the description
+rather than guessed. The item's attribute schemas come from docs/schemas/item.schema.json, and the fields a message
+view or a lookup shows from the code's PUBLIC_FIELDS and SUMMARY_FIELDS: each must be described there.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from dlrwatch_local.template import ROOT, http_api_events
+from dlrwatch_local.template import ROOT, http_api_events, table_definition
 
 OUTPUT = ROOT / "docs" / "openapi.json"
 ITEM_SCHEMA = ROOT / "docs" / "schemas" / "item.schema.json"
@@ -91,6 +92,16 @@ class Limits:
     eapi_statuses: list[str]
     registered: list[str]
     public_fields: list[str]
+    summary_fields: list[str]
+    lookup_limit_max: int
+    lookup_limit_default: int | None
+    forget_most: int | None
+    recipient_text_max: int | None
+    e164: str | None
+    token_max: int | None
+    callback_url_max: int | None
+    # The recipient index's key attributes: every message a lookup lists has them.
+    recipient_index_keys: list[str]
 
     @classmethod
     def from_code(cls) -> Limits:
@@ -120,7 +131,24 @@ class Limits:
             eapi_statuses=sorted(required_constant(eapi, "STATUSES"), key=int),
             registered=[str(v) for v in required_constant("dlrwatch.store", "Registered")],
             public_fields=list(required_constant("dlrwatch.messages", "PUBLIC_FIELDS")),
+            summary_fields=list(required_constant("dlrwatch.messages", "SUMMARY_FIELDS")),
+            lookup_limit_max=required_constant("dlrwatch.messages", "LOOKUP_LIMIT_MAX"),
+            lookup_limit_default=constant("dlrwatch.messages", "LOOKUP_LIMIT_DEFAULT"),
+            forget_most=constant("dlrwatch.messages", "FORGET_MOST"),
+            recipient_text_max=constant("dlrwatch.recipients", "TEXT_MAX"),
+            e164=anchored(constant("dlrwatch.recipients", "_E164")),
+            token_max=constant("dlrwatch.recipients", "TOKEN_MAX"),
+            callback_url_max=constant("dlrwatch.forwarding", "MAX_URL_LENGTH"),
+            recipient_index_keys=index_keys(str(required_constant("dlrwatch.store", "RECIPIENT_INDEX"))),
         )
+
+
+def index_keys(name: str) -> list[str]:
+    """The key attributes of the table's index ``name`` in template.yaml."""
+    for index in table_definition("t")["GlobalSecondaryIndexes"]:
+        if index["IndexName"] == name:
+            return [key["AttributeName"] for key in index["KeySchema"]]
+    raise RuntimeError(f"template.yaml's table has no index {name!r}, which the code queries")
 
 
 # -- what the template says -----------------------------------------------------------------------------
@@ -303,6 +331,7 @@ def schemas(limits: Limits) -> dict[str, Schema]:
                 "description": "ISO 8601 with a zone; at most 15 minutes ahead; default: now.",
             },
             "recipient": {"type": "string", "minLength": 1, "maxLength": limits.max_recipient},
+            "callback_url": callback_url(limits),
         },
         "allOf": [registration_id_rule(limits, p) for p in limits.providers],
     }
@@ -366,8 +395,74 @@ def schemas(limits: Limits) -> dict[str, Schema]:
             },
         },
         "Message": message_view(limits, message),
+        "MessageSummary": message_summary(limits, message),
+        "LookupResult": {
+            "type": "object",
+            "required": ["messages", "next"],
+            "properties": {
+                "messages": bounded(
+                    {"type": "array", "description": "Newest `sent_at` first.", "items": ref("MessageSummary")},
+                    maxItems=limits.lookup_limit_max,
+                ),
+                "next": {
+                    "anyOf": [next_token(limits), {"type": "null"}],
+                    "description": "The token of the next page (pass it as `next` with the same `recipient`); null "
+                    "on the last page.",
+                },
+            },
+        },
+        "ForgetResult": {
+            "type": "object",
+            "required": ["removed", "more"],
+            "properties": {
+                "removed": bounded(
+                    {"type": "integer", "minimum": 0, "description": "Messages erased by this call."},
+                    maximum=limits.forget_most,
+                ),
+                "more": {"type": "boolean", "description": "Some may be left: call again until it is false."},
+            },
+        },
         **defs,
     }
+
+
+# The forms of callback_url the code may take: a scheme of http or https, then printable ASCII without a space, a
+# backslash or a fragment's #. What it refuses beyond that (user info, odd hosts, non-global addresses) is said in
+# the description: no pattern says it exactly.
+CALLBACK_URL_FORM = r"^[Hh][Tt][Tt][Pp][Ss]?://[!-\"$-\[\]-~]+$"
+
+
+def callback_url(limits: Limits) -> Schema:
+    return bounded(
+        {
+            "type": "string",
+            "format": "uri",
+            "pattern": CALLBACK_URL_FORM,
+            "description": (
+                "Where dlrwatch POSTs this message's status events, signed (`X-Dlrwatch-Signature`). An absolute "
+                "`https` URL (`http` only for a host listed in FORWARD_ALLOWED_HOSTS) in printable ASCII (an "
+                "international host in its `xn--` form), without user name or password, fragment or backslash; "
+                "an IP address host in its canonical form (dotted decimal IPv4, or a bracketed IPv6 literal "
+                "without a zone id); every address the host resolves to must be global. A later registration of "
+                "the message replaces it."
+            ),
+        },
+        maxLength=limits.callback_url_max,
+    )
+
+
+def next_token(limits: Limits) -> Schema:
+    return bounded({"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"}, maxLength=limits.token_max)
+
+
+def nullable(schema: Schema) -> Schema:
+    """``schema`` or null (as it is when it takes null already)."""
+    types = schema.get("type")
+    if types == "null" or (isinstance(types, list) and "null" in types):
+        return schema
+    if any({"type": "null"} in schema.get(key, []) for key in ("anyOf", "oneOf")):
+        return schema
+    return {"anyOf": [schema, {"type": "null"}]}
 
 
 def eapi_fields(limits: Limits) -> dict[str, Schema]:
@@ -403,19 +498,68 @@ def registration_id_rule(limits: Limits, provider: str) -> Schema:
     }
 
 
-def message_view(limits: Limits, message: Schema) -> Schema:
-    """``GET /messages/...``: the message's public fields (null when unset), its next poll and its history."""
+def item_fields(message: Schema, names: list[str], listed_in: str, *, never_null: frozenset[str]) -> dict[str, Schema]:
+    """The item attributes ``names`` as the API shows them: null when unset, unless the item schema requires them
+    or they are in ``never_null``."""
     properties: dict[str, Schema] = {}
-    for name in limits.public_fields:
+    for name in names:
         if name not in message["properties"]:
-            raise RuntimeError(f"PUBLIC_FIELDS names {name!r}, which {ITEM_SCHEMA.name} does not describe")
+            raise RuntimeError(f"{listed_in} names {name!r}, which {ITEM_SCHEMA.name} does not describe")
         schema = copy.deepcopy(message["properties"][name])
-        properties[name] = schema if name in message["required"] else {"anyOf": [schema, {"type": "null"}]}
+        properties[name] = schema if name in message["required"] or name in never_null else nullable(schema)
+    return properties
+
+
+# The view's fields that show an item attribute under another name (``messages.view``).
+VIEW_RENAMED = {"sequence": "seq"}
+# ``callback`` in the view: the status callbacks' state, from the item's forwarding attributes.
+CALLBACK_STATE = {
+    "attempts": ("fwd_attempts", "Attempts made so far (0: none yet, or no callback_url)."),
+    "last_http_status": ("fwd_http_status", "The HTTP status of the last attempt; null when it got no answer."),
+    "state": ("fwd_state", "Where forwarding stands; null before the first attempt."),
+    "last_attempt_at": ("fwd_at", "When the last attempt was made."),
+    "delivered_sequence": ("fwd_delivered_seq", "The highest `sequence` the sender has taken (answered 2xx)."),
+}
+
+
+def message_view(limits: Limits, message: Schema) -> Schema:
+    """``GET /messages/...``: the message's public fields (null when unset), its sequence, its next poll, the state
+    of its status callbacks and its history."""
+    properties = item_fields(message, limits.public_fields, "PUBLIC_FIELDS", never_null=frozenset())
+    for name, attribute in VIEW_RENAMED.items():
+        properties[name] = item_fields(message, [attribute], "VIEW_RENAMED", never_null=frozenset())[attribute]
+    properties["sequence"]["description"] = (
+        "Increases with every change of the message; status events and callbacks carry it, and a receiver keeps "
+        "the highest. Null for a message not changed since sequences were introduced."
+    )
     properties["next_poll_at"] = {
         "anyOf": [ref("Timestamp"), {"type": "null"}],
         "description": "When it is polled next; null when it is not due.",
     }
+    state: dict[str, Schema] = {}
+    for name, (attribute, description) in CALLBACK_STATE.items():
+        # An absent count of attempts is shown as 0; every other absent attribute as null.
+        if name == "attempts":
+            schema = {**copy.deepcopy(message["properties"][attribute]), "minimum": 0}
+        else:
+            schema = item_fields(message, [attribute], "CALLBACK_STATE", never_null=frozenset())[attribute]
+        state[name] = {**schema, "description": description}
+    properties["callback"] = {
+        "type": "object",
+        "description": "The state of the message's status callbacks to `callback_url`.",
+        "required": list(state),
+        "properties": state,
+    }
     properties["history"] = {"type": "array", "items": ref("HistoryEntry")}
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def message_summary(limits: Limits, message: Schema) -> Schema:
+    """A message as a lookup by recipient lists it: the code's SUMMARY_FIELDS (null when unset; the recipient
+    index's keys never are: a message without them is not in the index)."""
+    properties = item_fields(
+        message, limits.summary_fields, "SUMMARY_FIELDS", never_null=frozenset(limits.recipient_index_keys)
+    )
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
@@ -444,6 +588,20 @@ def responses(limits: Limits) -> dict[str, Schema]:
         "ServiceUnavailable": error(
             "Nothing could be made durable (storage or the secret store failed or was too slow, or the callback "
             "token is not configured): retry later."
+        ),
+        "RegistrationRefused": error(
+            "A batch with any invalid message, named by index; nothing was stored. Among the cases: a "
+            "`callback_url` that is not a string, not an absolute `https` URL"
+            + (f" of at most {limits.callback_url_max} characters" if limits.callback_url_max else "")
+            + ", carries a user name or password, a fragment, a backslash, a space or non-ASCII, a number host in "
+            "another form than dotted decimal, a malformed IPv6 literal or one with a zone id, a host that does not "
+            "exist, or any address that is not global (loopback, private, link-local, shared, IPv4-mapped, "
+            "metadata ...) unless FORWARD_ALLOWED_HOSTS lists the host; and any `callback_url` while status "
+            "callbacks are not enabled (no `forward-signing-key`). An error names the URL's host at most."
+        ),
+        "RegistrationUnavailable": error(
+            "Nothing was stored: storage failed or was too slow, or DNS did not answer in time for a "
+            "`callback_url` host (and no URL of the batch was refused): retry later."
         ),
         "RouteNotFound": gateway('API Gateway: no such route (path and method): `{"message": "Not Found"}`.'),
         "IamRefused": gateway("API Gateway: the request is not signed (SigV4) by a principal allowed to call it."),
@@ -568,7 +726,94 @@ def register(limits: Limits) -> Schema:
         "requestBody": {"required": True, "content": {JSON: {"schema": ref("RegistrationRequest")}}},
         "responses": {
             "200": {"description": "Every message stored.", "content": {JSON: {"schema": ref("RegistrationResults")}}},
-            **answers(400, 413, 429, 500, 503),
+            "400": {"$ref": "#/components/responses/RegistrationRefused"},
+            **answers(413, 429, 500),
+            "503": {"$ref": "#/components/responses/RegistrationUnavailable"},
+            "403": {"$ref": "#/components/responses/IamRefused"},
+        },
+    }
+
+
+def recipient_parameter(limits: Limits) -> Schema:
+    e164 = f" (`{limits.e164}`)" if limits.e164 else ""
+    return {
+        "name": "recipient",
+        "in": "query",
+        "required": True,
+        "description": (
+            f"A phone number, compared in E.164 form{e164}: separators (space, `-`, `.`, parentheses) are "
+            "stripped, a leading `00` becomes `+`, bare digits become `+digits`, and a leading space (a raw `+` "
+            "decoded) is read as `+`; send the `+` as `%2B`. Anything else is a 400 that does not repeat it."
+        ),
+        "schema": bounded(
+            {"type": "string", "minLength": 1, "examples": ["+491701234567"]}, maxLength=limits.recipient_text_max
+        ),
+    }
+
+
+QUERY_RULE = "Each query parameter at most once (given twice: 400); other parameters are ignored."
+
+
+def look_up(limits: Limits) -> Schema:
+    default = f" (default {limits.lookup_limit_default})" if limits.lookup_limit_default else ""
+    return {
+        "operationId": "lookUpMessages",
+        "summary": "A recipient's messages, newest `sent_at` first (the support desk's lookup)",
+        "description": (
+            "Messages registered with this recipient (or, for `bulksms-eapi`, with it in the id), a page at a time. "
+            f"An unknown recipient answers 200 with no messages. {QUERY_RULE}"
+        ),
+        "tags": ["messages"],
+        "security": [{"sigv4": []}],
+        "parameters": [
+            recipient_parameter(limits),
+            {
+                **query("since", {"type": "string", "format": "date-time"}),
+                "description": "Only messages sent at or after this time (ISO 8601 with a zone).",
+            },
+            {
+                **query(
+                    "limit",
+                    bounded(
+                        {"type": "integer", "minimum": 1, "maximum": limits.lookup_limit_max},
+                        default=limits.lookup_limit_default,
+                    ),
+                ),
+                "description": f"Messages a page holds at most{default}: ASCII digits.",
+            },
+            {
+                **query("next", next_token(limits)),
+                "description": "The previous page's `next`, opaque and bound to the recipient: a token of another "
+                "lookup, altered or cut, is a 400.",
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "A page of the recipient's messages.",
+                "content": {JSON: {"schema": ref("LookupResult")}},
+            },
+            **answers(400, 429, 500, 503),
+            "403": {"$ref": "#/components/responses/IamRefused"},
+        },
+    }
+
+
+def forget(limits: Limits) -> Schema:
+    most = f"at most {limits.forget_most}" if limits.forget_most else "a bounded number"
+    return {
+        "operationId": "forgetRecipient",
+        "summary": "Erase a recipient's messages",
+        "description": (
+            f"Deletes {most} of the messages registered with this recipient a call (the call ends well within the "
+            "function's time); while `more` is true, call again. A recipient with no messages answers "
+            f'`{{"removed": 0, "more": false}}`. {QUERY_RULE}'
+        ),
+        "tags": ["messages"],
+        "security": [{"sigv4": []}],
+        "parameters": [recipient_parameter(limits)],
+        "responses": {
+            "200": {"description": "What this call erased.", "content": {JSON: {"schema": ref("ForgetResult")}}},
+            **answers(400, 429, 500, 503),
             "403": {"$ref": "#/components/responses/IamRefused"},
         },
     }
@@ -620,6 +865,8 @@ OPERATIONS = {
     ("get", "/callbacks/bulksms"): bulksms_get,
     ("post", "/callbacks/bulksms"): bulksms_post,
     ("post", "/messages"): register,
+    ("get", "/messages"): look_up,
+    ("delete", "/messages"): forget,
     ("get", "/messages/{provider}/{message_id}"): read,
 }
 
@@ -652,8 +899,9 @@ def document() -> dict[str, Any]:
             "summary": project["description"],
             "description": (
                 "Providers push delivery reports to `/callbacks/...` (shared secret in the `token` query parameter); "
-                "senders register and read messages on `/messages` (AWS IAM, SigV4). Generated from template.yaml "
-                "and the code by `make openapi`; do not edit by hand. Any path or method not listed here is answered "
+                "senders register and read messages, look a recipient's messages up and erase them on `/messages` "
+                "(AWS IAM, SigV4). Generated from template.yaml and the code by `make openapi`; do not edit by hand. "
+                "Any path or method not listed here is answered "
                 '404 by API Gateway with `{"message": "Not Found"}` (`components.responses.RouteNotFound`).'
             ),
         },
@@ -671,7 +919,11 @@ def document() -> dict[str, Any]:
         ],
         "tags": [
             {"name": "callbacks", "description": "Delivery reports pushed by the providers."},
-            {"name": "messages", "description": "Registering sent messages and reading their status (AWS IAM)."},
+            {
+                "name": "messages",
+                "description": "Registering sent messages, reading their status, and looking up or erasing a "
+                "recipient's messages (AWS IAM).",
+            },
         ],
         "paths": paths,
         "components": {
