@@ -6,6 +6,7 @@ import base64
 import difflib
 import json
 import re
+import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -13,13 +14,14 @@ from urllib.parse import parse_qsl
 import pytest
 from dlrwatch_local import openapi
 from jsonschema import Draft202012Validator
+from support.api_events import SIGNED_AT, answer_of, http_event
 from support.template import template
 
-from dlrwatch import callbacks, messages
+from dlrwatch import callbacks, forwarding, messages, recipients
 from dlrwatch.config import Settings
 from dlrwatch.providers import PROVIDERS
 from dlrwatch.providers.base import MESSAGE_ID
-from dlrwatch.store import from_dynamo
+from dlrwatch.store import ForwardState, Store, from_dynamo
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC: dict[str, Any] = json.loads(openapi.OUTPUT.read_text())
@@ -263,3 +265,169 @@ def test_a_message_read_back_fits_the_description() -> None:
         assert not errors({"$ref": "#/components/schemas/Message"}, shown)
         assert set(shown) == set(schema("Message")["required"])
     assert errors({"$ref": "#/components/schemas/Message"}, {**shown, "status": "lost"})
+
+
+# -- the sender's lookup, erasure and status callbacks --------------------------------------------------------
+
+NUMBER = "+491701234567"
+CALLBACK = "https://hooks.sender.example/dlr?key=s3cret"
+# DNS as the registration sees it here: no lookup leaves the process.
+ADDRESSES = {"hooks.sender.example": ["93.184.215.14"]}
+
+
+def resolve(host: str) -> list[str]:
+    if host not in ADDRESSES:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return ADDRESSES[host]
+
+
+@pytest.fixture
+def api(handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The messages handler on moto, status callbacks enabled with a resolver that answers from ``ADDRESSES``."""
+    module = handlers["messages"]
+    monkeypatch.setattr(module.service, "resolve", resolve)
+    monkeypatch.setenv("FORWARD_SIGNING_KEY", "k" * 32)
+    return module
+
+
+def call(api: Any, method: str, path: str, query: str = "", body: Any = None) -> tuple[int, Any]:
+    raw = json.dumps(body).encode() if body is not None else b""
+    headers = {"content-type": "application/json"} if body is not None else {}
+    _, event = http_event(method, path, query, headers, raw)
+    return answer_of(api, event)
+
+
+def register(api: Any, *entries: dict[str, Any]) -> None:
+    code, answer = call(api, "POST", "/messages", body={"messages": list(entries)})
+    assert code == 200, answer
+    assert not errors({"$ref": "#/components/schemas/RegistrationRequest"}, {"messages": list(entries)})
+
+
+def sent_parameters_fit(operation: dict[str, Any], query: str) -> None:
+    """Each parameter a client sends is one the operation declares, and fits its schema (a number as a number)."""
+    declared = parameters(operation)
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        schema = declared[("query", name)]["schema"]
+        instance = int(value) if schema.get("type") == "integer" else value
+        assert not errors(schema, instance), (name, value)
+
+
+def test_lookup_and_erasure_limits_are_the_codes() -> None:
+    lookup = parameters(operations()[("get", "/messages")])
+    limit = lookup[("query", "limit")]["schema"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (
+        1,
+        messages.LOOKUP_LIMIT_MAX,
+        messages.LOOKUP_LIMIT_DEFAULT,
+    )
+    assert lookup[("query", "recipient")]["required"] is True
+    assert lookup[("query", "recipient")]["schema"]["maxLength"] == recipients.TEXT_MAX
+    assert lookup[("query", "next")]["schema"]["maxLength"] == recipients.TOKEN_MAX
+    assert schema("LookupResult")["properties"]["messages"]["maxItems"] == messages.LOOKUP_LIMIT_MAX
+    assert schema("ForgetResult")["properties"]["removed"]["maximum"] == messages.FORGET_MOST
+    erasure = parameters(operations()[("delete", "/messages")])
+    assert set(erasure) == {("query", "recipient")}
+    assert schema("MessageSummary")["required"] == list(messages.SUMMARY_FIELDS)
+    assert schema("Registration")["properties"]["callback_url"]["maxLength"] == forwarding.MAX_URL_LENGTH
+
+
+def test_a_lookup_page_by_page_and_an_erasure_fit_the_description(api: Any) -> None:
+    register(
+        api,
+        *(
+            {
+                "provider": "sevenio",
+                "message_id": f"7714984373{n}",
+                "sent_at": f"2026-11-22T0{n}:00:00Z",
+                "recipient": NUMBER,
+            }
+            for n in range(3)
+        ),
+    )
+    lookup, erasure = operations()[("get", "/messages")], operations()[("delete", "/messages")]
+    query = "recipient=%2B491701234567&since=2026-11-22T00%3A00%3A00Z&limit=2"
+    sent_parameters_fit(lookup, query)
+    code, first = call(api, "GET", "/messages", query)
+    assert code == 200, first
+    assert not errors({"$ref": "#/components/schemas/LookupResult"}, first)
+    assert [m["message_id"] for m in first["messages"]] == ["77149843732", "77149843731"]
+    assert isinstance(first["next"], str)
+    query = f"recipient=%2B491701234567&limit=2&next={first['next']}"
+    sent_parameters_fit(lookup, query)
+    code, last = call(api, "GET", "/messages", query)
+    assert code == 200, last
+    assert not errors({"$ref": "#/components/schemas/LookupResult"}, last)
+    assert ([m["message_id"] for m in last["messages"]], last["next"]) == (["77149843730"], None)
+    sent_parameters_fit(erasure, "recipient=%2B491701234567")
+    code, erased = call(api, "DELETE", "/messages", "recipient=%2B491701234567")
+    assert (code, erased) == (200, {"removed": 3, "more": False})
+    assert not errors({"$ref": "#/components/schemas/ForgetResult"}, erased)
+    code, refused = call(api, "GET", "/messages", "recipient=%2B491701234567&recipient=%2B491701234568")
+    assert code == 400
+    assert not errors({"$ref": "#/components/schemas/Error"}, refused)
+    # The description would not have let these through either.
+    assert errors(lookup_parameter("limit"), messages.LOOKUP_LIMIT_MAX + 1)
+    assert errors(lookup_parameter("next"), first["next"] + "=")
+
+
+def lookup_parameter(name: str) -> dict[str, Any]:
+    found: dict[str, Any] = parameters(operations()[("get", "/messages")])[("query", name)]["schema"]
+    return found
+
+
+def test_a_message_with_a_callback_url_and_forwarding_state_read_back_fits_the_description(
+    api: Any, store: Store
+) -> None:
+    register(api, {"provider": "sevenio", "message_id": "77149843739", "callback_url": CALLBACK, "recipient": NUMBER})
+    code, fresh = call(api, "GET", "/messages/sevenio/77149843739")
+    assert code == 200, fresh
+    store.record_forward(
+        "sevenio", "77149843739", sequence=1, state=ForwardState.RETRYING, http_status=None, now=SIGNED_AT
+    )
+    store.record_forward(
+        "sevenio", "77149843739", sequence=1, state=ForwardState.DELIVERED, http_status=204, now=SIGNED_AT
+    )
+    code, forwarded = call(api, "GET", "/messages/sevenio/77149843739")
+    assert code == 200, forwarded
+    assert forwarded["callback"]["state"] == "delivered"
+    assert forwarded["callback_url"] == CALLBACK
+    for shown in (fresh, forwarded):
+        assert not errors({"$ref": "#/components/schemas/Message"}, shown)
+        assert set(shown) == set(schema("Message")["required"])
+        assert set(shown["callback"]) == set(schema("Message")["properties"]["callback"]["required"])
+    assert errors(
+        {"$ref": "#/components/schemas/Message"}, {**forwarded, "callback": {**forwarded["callback"], "state": "lost"}}
+    )
+
+
+# URLs the code takes (with the host allowed or resolving to a global address) and ones it refuses.
+TAKEN = [
+    CALLBACK,
+    "HTTPS://hooks.sender.example:8443/a/b?x=1&y=%2F",
+    "https://93.184.215.14/dlr",
+    "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/dlr",
+    "http://127.0.0.1:8080/local",
+    "https://hooks.sender.example/" + "p" * (forwarding.MAX_URL_LENGTH - 30),
+]
+REFUSED = [
+    "",
+    "ftp://hooks.sender.example/x",
+    "https://hooks.sender.example/a b",
+    "https://hooks.sender.example/#frag",
+    "https://hooks.sender.example\\@evil.example/",
+    "https://bücher.example/",
+    "https://hooks.sender.example/" + "p" * forwarding.MAX_URL_LENGTH,
+    "hooks.sender.example/dlr",
+]
+
+
+@pytest.mark.parametrize("url", TAKEN + REFUSED)
+def test_callback_url_schema_never_refuses_a_url_the_code_takes(url: str) -> None:
+    try:
+        forwarding.check_url(url, allowed_hosts=frozenset({"127.0.0.1"}), resolve=resolve)
+        taken = True
+    except forwarding.RefusedUrl:
+        taken = False
+    assert taken == (url in TAKEN), url
+    fits = not errors(schema("Registration")["properties"]["callback_url"], url)
+    assert fits == taken, url
