@@ -66,7 +66,8 @@ $(BIN)/.installed: $(BIN)/.run requirements-dev.txt cli/pyproject.toml $(wildcar
 	touch $@
 
 # The unit tier's venv on the oldest supported Python.
-$(OLDEST_VENV)/.installed: $(LOCK) requirements-run.txt requirements-dev.txt .tools/uv/.installed-$(UV_VERSION)
+$(OLDEST_VENV)/.installed: $(LOCK) requirements-run.txt requirements-dev.txt cli/pyproject.toml $(wildcard cli/dlrwatch_cli/*.py) \
+		.tools/uv/.installed-$(UV_VERSION)
 	@test -n "$(PYTHON_OLDEST)" || { echo "make test also runs the unit tier on Python 3.11, the oldest supported," \
 		"and found none: put python3.11 on PATH, install it with pyenv, or set PYTHON_OLDEST"; exit 1; }
 	rm -rf $(OLDEST_VENV)

@@ -593,7 +593,7 @@ class Store:
                 return removed, False
         return removed, True
 
-    def _delete_all(self, keys: list[dict[str, Any]]) -> None:
+    def _delete_all(self, keys: list[Any]) -> None:
         pending: dict[str, Any] = {self.table_name: [{"DeleteRequest": {"Key": {"pk": key}}} for key in keys]}
         for _ in range(8):
             with _dynamodb():
