@@ -34,7 +34,7 @@ if str(HERE) not in sys.path:
 from common import Context, Figure  # noqa: E402
 from report import SectionResult, document, section, targets  # noqa: E402
 
-SECTIONS = ("sizes", "coldstart", "handler", "writes", "reads", "calls", "throughput", "latency", "cost")
+SECTIONS = ("sizes", "coldstart", "handler", "writes", "reads", "calls", "throughput", "latency", "callbacks", "cost")
 PUBLISHED = ROOT / "docs" / "benchmarks.md"
 
 # Nothing here may reach AWS: fake credentials, and every AWS endpoint but DynamoDB's at a closed loopback port.

@@ -40,6 +40,7 @@ class Prices:
     storage_gb_month: float = 0.25  # DynamoDB Standard table class storage, beyond the first 25 GB
     events_per_million: float = 1.00  # EventBridge custom events put on a bus (each 64 KB chunk)
     logs_gb: float = 0.50  # CloudWatch Logs ingestion (Standard; Lambda's logs, first 10 TB a month)
+    sqs_per_million: float = 0.40  # SQS standard queue requests, each 64 KB chunk of a payload a request
 
 
 PRICE_SOURCES = (
@@ -49,6 +50,7 @@ PRICE_SOURCES = (
     "the 50% cut of 1 November 2024; storage $0.25 a GB-month)",
     "aws.amazon.com/eventbridge/pricing (custom events $1.00 a million, each 64 KB chunk an event)",
     "aws.amazon.com/cloudwatch/pricing (logs ingested $0.50 a GB)",
+    "aws.amazon.com/sqs/pricing (standard queue requests $0.40 a million, each 64 KB chunk of a payload a request)",
 )
 
 
