@@ -4,7 +4,10 @@ document's account of a section that could not be measured. No DynamoDB Local he
 
 from __future__ import annotations
 
+import json
+import math
 import sys
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,16 +18,18 @@ if str(BENCHMARKS) not in sys.path:
     sys.path.append(str(BENCHMARKS))
 
 import bench  # noqa: E402
+import callbacks  # noqa: E402
 import calls  # noqa: E402
 import cost  # noqa: E402
 import reads  # noqa: E402
 import report  # noqa: E402
 from common import Context, Figure, at_most  # noqa: E402
-from writes import failed_write_units, item_size  # noqa: E402
+from writes import Spent, failed_write_units, item_size  # noqa: E402
 
 from dlrwatch.domain.report import Report  # noqa: E402
 from dlrwatch.domain.status import Status  # noqa: E402
 from dlrwatch.domain.times import iso  # noqa: E402
+from dlrwatch.forwarder import Callback, queue_url  # noqa: E402
 from dlrwatch.store import NextPoll, Store, due_shard, from_dynamo, to_dynamo  # noqa: E402
 
 # -- the cost model --------------------------------------------------------------------------------------------
@@ -202,3 +207,97 @@ def test_a_failed_conditional_write_is_billed_by_the_size_of_the_item_it_found()
     assert item_size({"l": {"L": [{"S": "ab"}, {"NULL": True}]}}) == 1 + 3 + (1 + 2) + (1 + 1)
     assert failed_write_units(None) == 1.0  # no item: one unit
     assert failed_write_units({"pk": {"S": "x" * 1500}}) == 2.0  # one unit per KB of the item, rounded up
+
+
+# -- status callbacks --------------------------------------------------------------------------------------------
+
+
+def handled(requests: float, writes: float, reads: float, read_units: float, cpu_us: float) -> callbacks.Handled:
+    spent = Spent(
+        requests=int(requests), writes=int(writes), reads=int(reads), write_units=writes, read_units=read_units
+    )
+    return callbacks.Handled(spent, Counter(), [10.0], [cpu_us], 10)
+
+
+# A forwarded status measured by hand: a first attempt is one write; a read-first record adds a consistent read; an
+# event without a callback_url is that read alone.
+MEASURED = callbacks.Measured(
+    index={},
+    sends_per_callback=0.1,
+    billed_sends_per_callback=0.1,
+    queue_message_bytes=500.0,
+    events_per_callback=4 / 3,
+    delivered_write=Spent(),
+    record_index_units=0.0,
+    retry_read=Spent(),
+    typical_bytes=900,
+    handled={
+        "first attempt, 10 a batch": handled(1, 1, 0, 0.0, 1_000.0),
+        "first attempt, 1 a batch": handled(1, 1, 0, 0.0, 1_000.0),
+        "retry, item read first, 10 a batch": handled(2, 1, 1, 1.0, 1_500.0),
+        "no callback_url, item read, 10 a batch": handled(1, 0, 1, 1.0, 500.0),
+    },
+    failed={},
+    log_bytes=500.0,
+    log_lines=1.0,
+    repeats=1,
+)
+NOTHING_ELSE = callbacks.Assumed(
+    dynamodb_round_trip_ms=8, sender_answer_ms=100, callback_share=0.5, platform_log_bytes=0
+)
+
+
+def test_a_batch_is_billed_its_records_cpu_in_turn_and_their_waits_side_by_side() -> None:
+    # 10 records of 1 ms CPU at 256 MB (a 256/1769 share of a vCPU): 69.1 ms, then one DynamoDB round trip and the
+    # sender, waited for by all ten threads at once: 177.1, billed 178 ms.
+    assert callbacks.invocation_ms(10, 1_000.0, 1, True, 256, NOTHING_ELSE) == 178
+    assert callbacks.invocation_ms(1, 1_000.0, 2, False, 256, NOTHING_ELSE) == math.ceil(1769 / 256 + 16)
+
+
+def test_a_forwarded_status_costs_a_known_amount_and_the_baseline_pays_for_every_event() -> None:
+    prices = cost.Prices()
+    ours = callbacks.dollars(callbacks.ours(MEASURED, 10, 256, NOTHING_ELSE), prices, prices.sqs_per_million)
+    assert ours["SQS"] == pytest.approx(0.3 * 0.40)  # a tenth each of a send, a receive and a delete
+    assert ours["Lambda requests"] == pytest.approx(0.1 * 0.20)
+    assert ours["Lambda duration"] == pytest.approx(17.8 / 1000 * 0.25 * 1e6 * prices.lambda_arm_gb_second)
+    assert (ours["DynamoDB writes"], ours["DynamoDB reads"]) == (pytest.approx(0.625), 0.0)
+    theirs = callbacks.dollars(callbacks.baseline(MEASURED, 10, 256, NOTHING_ELSE), prices, prices.sqs_per_million)
+    # Half the events have a callback_url: two events queued (EventBridge's SendMessage each) and read per status.
+    assert theirs["SQS"] == pytest.approx(2 * 1.2 * 0.40)
+    assert theirs["Lambda requests"] == pytest.approx(0.2 * 0.20)
+    assert theirs["DynamoDB reads"] == pytest.approx(2 * 0.125)
+    assert theirs["DynamoDB writes"] == pytest.approx(0.625)
+    trickle = callbacks.ours(MEASURED, 1, 256, NOTHING_ELSE)
+    assert trickle.sqs_requests == 3.0  # one send, one receive, one delete a status
+    assert trickle.invocations == 1.0
+
+
+def test_the_forwarder_gets_each_queue_message_as_a_new_status_from_a_queue_it_can_name() -> None:
+    body = json.dumps(
+        {
+            "callback_url": "https://callback.test/hook",
+            "detail": {"event_id": "e", "provider": "sevenio", "message_id": "77100000001", "sequence": 3},
+        }
+    )
+    event = callbacks.sqs_event([body, callbacks.elsewhere(body, "77100000002")], 10_004, 2)
+    parsed = [Callback.parse(r["body"]) for r in event["Records"]]
+    assert [(c.message_id, c.sequence) for c in parsed] == [("77100000001", 10_004), ("77100000002", 10_004)]
+    assert parsed[0].event_id != parsed[1].event_id
+    assert {r["attributes"]["ApproximateReceiveCount"] for r in event["Records"]} == {"2"}
+    assert queue_url(event["Records"][0]["eventSourceARN"]) == callbacks.QUEUE_URL
+
+
+def test_the_sqs_stand_in_counts_calls_and_payload_bytes() -> None:
+    sqs = callbacks.Sqs()
+    answer = sqs.send_message_batch(
+        QueueUrl="q", Entries=[{"Id": "0", "MessageBody": "ab"}, {"Id": "1", "MessageBody": "é"}]
+    )
+    assert answer["Successful"] == [{"Id": "0"}, {"Id": "1"}]
+    sqs.change_message_visibility(QueueUrl="q", ReceiptHandle="r", VisibilityTimeout=60)
+    assert sqs.payloads == [4]
+    assert sqs.take() == Counter({"SendMessageBatch": 1, "ChangeMessageVisibility": 1})
+    assert sqs.take() == Counter()
+
+
+def test_callbacks_are_measured_before_the_cost_section() -> None:
+    assert bench.SECTIONS.index("callbacks") < bench.SECTIONS.index("cost")
