@@ -130,7 +130,10 @@ class Receiver:
                 self._server.socket, server_side=True, do_handshake_on_connect=False
             )
         self.scheme = "https" if tls is not None else "http"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="receiver", daemon=True)
+        # A short poll interval: closing the receiver (every test's teardown) waits for the loop to notice.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="receiver", daemon=True
+        )
 
     @property
     def port(self) -> int:
