@@ -4,6 +4,8 @@ table, as the forwarder's injected resolver lets them."""
 from __future__ import annotations
 
 import socket
+import threading
+import time
 
 import pytest
 
@@ -15,6 +17,7 @@ from dlrwatch.forwarding import (
     check_url,
     signature,
     signing_keys,
+    system_resolver,
 )
 
 GLOBAL_V4 = "93.184.215.14"
@@ -272,3 +275,33 @@ def test_while_rotating_both_keys_sign_the_new_one_first() -> None:
 def test_a_signing_secret_that_is_not_one_or_two_keys_is_refused(secret: str) -> None:
     with pytest.raises(ValueError, match="one key, or two"):
         signing_keys(secret)
+
+
+# -- the system resolver --------------------------------------------------------------------------------------------
+
+
+def test_the_system_resolver_answers_a_name_from_the_hosts_file() -> None:
+    assert "127.0.0.1" in system_resolver()("localhost")
+
+
+def test_the_system_resolver_gives_up_at_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # getaddrinfo has no timeout of its own: a resolver that hangs must not hold up a registration.
+    released = threading.Event()
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *_, **__: released.wait(30))
+    started = time.monotonic()
+
+    with pytest.raises(TimeoutError):
+        system_resolver(timeout=1.0)("hooks.example.com")
+
+    assert time.monotonic() - started < 3
+    released.set()
+
+
+def test_the_system_resolver_passes_on_a_name_that_does_not_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    def nxdomain(*_: object, **__: object) -> list[object]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", nxdomain)
+
+    with pytest.raises(RefusedUrl, match="does not exist"):
+        check_url("https://nosuch.example/", allowed_hosts=frozenset(), resolve=system_resolver())

@@ -23,6 +23,7 @@ Decisions:
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,10 +42,19 @@ from dlrwatch.forwarding import (
     signature,
     signing_keys,
 )
-from dlrwatch.observability import count, loggable_id, logger
+from dlrwatch.observability import count as count_metric
+from dlrwatch.observability import loggable_id, logger
 from dlrwatch.store import ForwardState
 
 MAX_THREADS = 10
+_metrics_lock = threading.Lock()
+
+
+def count(name: str) -> None:
+    """One count, from any of a batch's threads: Powertools' buffered metric set is not safe for concurrent adds
+    (two threads adding a metric's first value at once keep one)."""
+    with _metrics_lock:
+        count_metric(name)
 
 
 class SigningKeyMissing(RuntimeError):
