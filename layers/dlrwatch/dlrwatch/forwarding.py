@@ -474,6 +474,9 @@ class _WatchedSSLSocket(ssl.SSLSocket):
 def _tls_context(ca_certs: str) -> ssl.SSLContext:
     """Certificates verified against ``ca_certs`` (certifi's bundle on AWS); made once, its CA file read once."""
     context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    # urllib3 matches the name itself (assert_hostname) and sets this on every connection anyway: set once here,
+    # a context shared by a batch's threads is never changed while one of them is handshaking.
+    context.check_hostname = False
     context.load_verify_locations(cafile=ca_certs)
     context.sslsocket_class = _WatchedSSLSocket
     return context
