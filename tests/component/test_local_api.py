@@ -87,7 +87,8 @@ def received(body: bytes) -> bytes:
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND", "BREW"])
 def test_a_method_without_a_route_is_not_found_like_api_gateway(api: LocalApi, recorder: Recorder, method: str) -> None:
     with connect(api) as sock:
-        sock.sendall(request(method, "/messages", {"Content-Length": "2"}, b"{}"))
+        # /messages has POST, GET and DELETE; a message's path has GET only.
+        sock.sendall(request(method, "/messages/sevenio/1", {"Content-Length": "2"}, b"{}"))
         status, headers, body = read_answer(sock, method)
         assert (status, json.loads(body)) == (404, {"message": "Not Found"})
         assert headers["content-type"] == "application/json"
