@@ -54,7 +54,7 @@ class ApiOnly(LocalStack):
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         quiet_expected_warnings()
-        self._configure_environment(self.endpoint)
+        self._configure_environment(self.endpoint, "http://127.0.0.1:9")  # no SQS: the API alone is measured
         self._create_table()
         self._load_handlers()
         self.api = LocalApi(0, self.invoke)

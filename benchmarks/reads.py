@@ -67,6 +67,7 @@ def registered_item(
         "due_shard": shard,
         "due_at": first_poll.due_at,
         "poll_attempt": first_poll.attempt,
+        "seq": 1,
     }
 
 
@@ -87,6 +88,7 @@ def delivered_item(registered: dict[str, Any], report: Report, now: datetime, re
             "written_by": str(WrittenBy.REPORT),
             "history": [report.history_entry(now)],
             "expires_at": int((now + retention).timestamp()),
+            "seq": int(registered.get("seq", 0)) + 1,
         }
     )
     return item
