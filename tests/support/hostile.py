@@ -331,14 +331,19 @@ def made_url(draw: st.DrawFn) -> str:
     userinfo = draw(st.sampled_from(["", "", "", "user@", "user:pw@", "%40@", "@"]))
     host = draw(st.sampled_from(_URL_HOSTS))
     port = draw(st.sampled_from(["", "", ":9", ":0", ":65536", ":x", ":", ":\u0669"]))
-    path = draw(st.one_of(st.just("/dlr"), hostile_text.map(lambda t: "/" + quote(t, safe="/?=&%")), hostile_text))
+    # Always after a /: a text joined to the host would make a new host name, to be looked up in DNS.
+    path = draw(
+        st.one_of(
+            st.just("/dlr"), hostile_text.map(lambda t: "/" + quote(t, safe="/?=&%")), hostile_text.map("/".__add__)
+        )
+    )
     return f"{scheme}://{userinfo}{host}{port}{path}"
 
 
 callback_urls = mostly(
     mostly(
         st.sampled_from(LOOPBACK_URLS),
-        st.one_of(st.sampled_from(REFUSED_URLS), made_url(), any_json, hostile_text),
+        mostly(st.sampled_from(REFUSED_URLS), st.one_of(made_url(), any_json, hostile_text), 50),
         50,
     ),
     st.sampled_from(NAMED_URLS),
