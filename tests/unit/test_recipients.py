@@ -172,3 +172,22 @@ def test_a_token_of_this_recipient_with_the_wrong_content_is_refused(payload: by
     token = base64.urlsafe_b64encode(_check(NUMBER, payload) + masked).decode()
     with pytest.raises(BadInput, match=FOREIGN_NEXT):
         decode_token(NUMBER, token)
+
+
+@pytest.mark.parametrize(
+    ("pk", "sent_at"),
+    [
+        ("sevenio#1", "yesterday"),
+        ("sevenio#1", "2026-11-22T10:00:00Z"),  # not as the store writes it: no milliseconds
+        ("sevenio#\ud800", "2026-11-22T10:00:00.000Z"),  # a lone surrogate: not even encodable for DynamoDB
+        ("nonce-without-hash", "2026-11-22T10:00:00.000Z"),
+        ("sevenio# spaced", "2026-11-22T10:00:00.000Z"),
+    ],
+)
+def test_a_forged_token_that_passes_the_check_never_reaches_dynamodb(pk: str, sent_at: str) -> None:
+    """The check value has no secret: whoever knows the recipient can make one. What it holds must still be a
+    page's end the store could have written, or DynamoDB would refuse the start key (a 5xx for bad input)."""
+    key = "+491701234567"
+    forged = encode_token(key, {"pk": pk, "recipient_key": key, "sent_at": sent_at})
+    with pytest.raises(BadInput, match=FOREIGN_NEXT):
+        decode_token(key, forged)

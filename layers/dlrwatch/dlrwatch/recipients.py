@@ -32,6 +32,10 @@ TOKEN_MAX = 512
 CHECK_BYTES = 16
 _PK_MAX = 256
 _SENT_AT_MAX = 40
+# What a page's end can be: an item key ("{provider}#{id}", printable ASCII) and a sent_at as the store writes it.
+# A token that passes the check but holds anything else was forged: it never reaches DynamoDB as a start key.
+_PK = re.compile(r"[a-z][a-z0-9-]*#[!-~]+")
+_SENT_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
 def normalize(text: str) -> str:
@@ -110,6 +114,8 @@ def decode_token(key: str, token: str) -> dict[str, str]:
         and all(isinstance(part, str) for part in end)
         and 0 < len(end[0]) <= _PK_MAX
         and 0 < len(end[1]) <= _SENT_AT_MAX
+        and _PK.fullmatch(end[0])
+        and _SENT_AT.fullmatch(end[1])
     ):
         raise BadInput(FOREIGN_NEXT)
     return {"pk": end[0], "recipient_key": key, "sent_at": end[1]}
