@@ -35,14 +35,17 @@ SUITES = [
         "tests/component/test_fuzz_routes.py",
         "Property-based fuzzing (hypothesis, seeded) of every operation of docs/openapi.json through the deployed "
         "handlers on moto: near-valid requests with hostile values (wrong JSON types, deep nesting, huge numbers, "
-        "odd Unicode digits, control characters, overlong fields, odd form keys, signed seven.io webhooks). "
-        "Checks: never a 5xx; a 4xx carries a JSON error; a refused request wrote nothing.",
+        "odd Unicode digits, control characters, overlong fields, odd form keys, signed seven.io webhooks), lookup "
+        "and erasure query strings (huge, repeated, oddly escaped, NUL bytes; paging tokens garbled, foreign or "
+        "forged) and callback URLs of every kind in registrations. Checks: never a 5xx but the 503 of a DNS that "
+        "does not answer; a 4xx carries a JSON error; a refused request wrote nothing.",
         "items written by refused requests",
     ),
     Suite(
         "tests/e2e/test_fuzz_local_stack.py",
         "Black-box fuzzing of the running local stack (`make run`, SIMULATE=0) over real HTTP from the same "
-        "strategies, plus raw requests (bad UTF-8, bad Content-Length, unknown methods). Checks: never a 5xx; "
+        "strategies, plus raw requests (bad UTF-8, bad Content-Length, unknown methods, raw + and NUL in query "
+        "strings). Checks: never a 5xx but the 503 of a DNS that does not answer; "
         "every message id of a refused request is unknown afterwards (GET answers 404).",
         "messages stored from refused requests",
     ),
