@@ -54,7 +54,9 @@ class ApiOnly(LocalStack):
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         quiet_expected_warnings()
-        self._configure_environment(self.endpoint, "http://127.0.0.1:9")  # no SQS: the API alone is measured
+        # No SQS: the API alone is measured. The forwarder (loaded with the other functions) gets closed queues.
+        self._configure_environment(self.endpoint, "http://127.0.0.1:9")
+        os.environ["FORWARD_QUEUE_URL"] = os.environ["FORWARD_DEAD_LETTER_QUEUE_URL"] = "http://127.0.0.1:9/0/closed"
         self._create_table()
         self._load_handlers()
         self.api = LocalApi(0, self.invoke)
