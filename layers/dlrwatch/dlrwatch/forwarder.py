@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from dlrwatch.config import Settings
 from dlrwatch.domain.times import utcnow
@@ -44,7 +44,7 @@ from dlrwatch.forwarding import (
 )
 from dlrwatch.observability import count as count_metric
 from dlrwatch.observability import loggable_id, logger
-from dlrwatch.store import ForwardState
+from dlrwatch.store import ForwardState, Store
 
 MAX_THREADS = 10
 _metrics_lock = threading.Lock()
@@ -59,21 +59,6 @@ def count(name: str) -> None:
 
 class SigningKeyMissing(RuntimeError):
     """FORWARD_SIGNING_KEY is not set (or not readable): nothing is sent, every record is retried."""
-
-
-class ForwardStore(Protocol):
-    def forward_target(self, provider: str, message_id: str) -> dict[str, Any] | None: ...
-
-    def record_forward(
-        self,
-        provider: str,
-        message_id: str,
-        *,
-        sequence: int,
-        state: ForwardState,
-        http_status: int | None,
-        now: datetime,
-    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -132,7 +117,7 @@ class Forwarder:
 
     def __init__(
         self,
-        store: ForwardStore,
+        store: Store,
         settings: Settings,
         *,
         sqs: Callable[[], Any],
