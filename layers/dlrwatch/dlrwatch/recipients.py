@@ -14,8 +14,10 @@ import json
 import re
 from typing import Any
 
+from dlrwatch.domain.times import InvalidTime, from_iso, iso
 from dlrwatch.errors import BadInput
-from dlrwatch.providers import bulksms_eapi
+from dlrwatch.providers import PROVIDERS, bulksms_eapi
+from dlrwatch.providers.base import MESSAGE_ID
 
 NOT_A_NUMBER = "recipient is not a phone number in E.164 form (+ and up to 15 digits)"
 FOREIGN_NEXT = "next is not a token of this lookup"
@@ -30,12 +32,6 @@ _SEPARATORS = str.maketrans("", "", " -.()")
 # (at most a provider name, "#" and a 100-character id) and a ``sent_at``: a token is far shorter than this.
 TOKEN_MAX = 512
 CHECK_BYTES = 16
-_PK_MAX = 256
-_SENT_AT_MAX = 40
-# What a page's end can be: an item key ("{provider}#{id}", printable ASCII) and a sent_at as the store writes it.
-# A token that passes the check but holds anything else was forged: it never reaches DynamoDB as a start key.
-_PK = re.compile(r"[a-z][a-z0-9-]*#[!-~]+")
-_SENT_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
 def normalize(text: str) -> str:
@@ -108,17 +104,25 @@ def decode_token(key: str, token: str) -> dict[str, str]:
         end: Any = json.loads(payload)
     except ValueError:
         raise BadInput(FOREIGN_NEXT) from None
-    if not (
-        isinstance(end, list)
-        and len(end) == 2
-        and all(isinstance(part, str) for part in end)
-        and 0 < len(end[0]) <= _PK_MAX
-        and 0 < len(end[1]) <= _SENT_AT_MAX
-        and _PK.fullmatch(end[0])
-        and _SENT_AT.fullmatch(end[1])
-    ):
+    if not (isinstance(end, list) and len(end) == 2 and all(isinstance(part, str) for part in end)):
         raise BadInput(FOREIGN_NEXT)
-    return {"pk": end[0], "recipient_key": key, "sent_at": end[1]}
+    pk, sent_at = end
+    if not _page_end(pk, sent_at):
+        raise BadInput(FOREIGN_NEXT)
+    return {"pk": pk, "recipient_key": key, "sent_at": sent_at}
+
+
+def _page_end(pk: str, sent_at: str) -> bool:
+    """Whether a page could have ended here: an item key the store writes (``{provider}#{message id}``) and a
+    ``sent_at`` as it writes it. The check value has no secret, so a token that passes it may still be forged;
+    what it holds must never reach DynamoDB as a start key it would refuse."""
+    provider, _, message_id = pk.partition("#")
+    if provider not in PROVIDERS or not MESSAGE_ID.fullmatch(message_id):
+        return False
+    try:
+        return iso(from_iso(sent_at)) == sent_at
+    except InvalidTime:
+        return False
 
 
 def _check(key: str, payload: bytes) -> bytes:
