@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from dlrwatch_local.streams import failure_kind
 from dlrwatch_local.template import template
 
 Invoke = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -143,7 +144,7 @@ class QueueMapping:
         self.log = log
         self.delivered_batches = 0  # invocations that answered
         self.failed_records = 0  # records reported as failed, or in a batch whose invocation raised
-        self.failure: str | None = None  # what fails now, as last reported; None while receiving works
+        self.failure: str | None = None  # the kind of failure now (failure_kind), as said; None while receiving works
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="forward-queue", daemon=True)
 
@@ -203,10 +204,13 @@ class QueueMapping:
     # -- what it says -----------------------------------------------------------------------------------------
 
     def _failed(self, failure: Exception) -> None:
-        problem = f"{type(failure).__name__}: {failure}"
-        if problem != self.failure:  # once per distinct failure, not on every retry
-            self._say(f"cannot receive from the {self.name}: {problem}; retrying every {self.retry_interval:g} s")
-        self.failure = problem
+        kind = failure_kind(failure)
+        if kind != self.failure:  # once per kind of failure, not on every retry
+            self._say(
+                f"cannot receive from the {self.name}: {type(failure).__name__}: {failure}; "
+                f"retrying every {self.retry_interval:g} s"
+            )
+        self.failure = kind
 
     def _recovered(self) -> None:
         if self.failure is not None:

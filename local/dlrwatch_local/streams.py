@@ -14,7 +14,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TextIO
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from dlrwatch_local.template import template
 
@@ -98,7 +99,7 @@ class StreamPump:
         self.positions: dict[str, str] = {}  # shard -> sequence number of the last record handed over
         self.delivered = 0
         self.dropped = 0
-        self.failure: str | None = None  # what fails now, as last reported; None while reading works
+        self.failure: str | None = None  # the kind of failure now (failure_kind), as said; None while reading works
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="stream", daemon=True)
 
@@ -240,10 +241,13 @@ class StreamPump:
     # -- what it says -----------------------------------------------------------------------------------------
 
     def _failed(self, failure: Exception) -> None:
-        problem = f"{type(failure).__name__}: {failure}"
-        if problem != self.failure:  # once per distinct failure, not on every retry
-            self._say(f"cannot read {self.stream_arn}: {problem}; retrying every {self.retry_interval:g} s")
-        self.failure = problem
+        kind = failure_kind(failure)
+        if kind != self.failure:  # once per kind of failure, not on every retry
+            self._say(
+                f"cannot read {self.stream_arn}: {type(failure).__name__}: {failure}; "
+                f"retrying every {self.retry_interval:g} s"
+            )
+        self.failure = kind
 
     def _recovered(self) -> None:
         if self.failure is not None:
@@ -263,6 +267,15 @@ class StreamGone(RuntimeError):
 STALE_ITERATOR = frozenset(
     {"ExpiredIteratorException", "TrimmedDataAccessException", "ResourceNotFoundException", "ValidationException"}
 )
+
+
+def failure_kind(failure: Exception) -> str:
+    """What a reader's failure is, for saying it once: every way of not reaching the endpoint (refused, closed in
+    the middle of an answer, timed out) is one failure, since an endpoint going away shows as any of them in turn;
+    anything else is its type and message."""
+    if isinstance(failure, BotoConnectionError | HTTPClientError):
+        return "the endpoint does not answer"
+    return f"{type(failure).__name__}: {failure}"
 
 
 def _code(error: ClientError) -> str:

@@ -206,3 +206,19 @@ def test_a_publisher_invocation_that_raises_is_retried_not_lost(store: Store, st
     pump.pump()
     assert published(sink) == [("6", "delivered")]
     assert (pump.delivered, pump.dropped) == (1, 0)
+
+
+def test_an_endpoint_going_away_is_one_failure_however_its_connections_break() -> None:
+    """A stop shows first as a request cut in the middle, then as connections refused: said once, not twice."""
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+    from dlrwatch_local.streams import failure_kind
+
+    url = "http://127.0.0.1:9/"
+    kinds = {
+        failure_kind(ConnectionClosedError(endpoint_url=url)),
+        failure_kind(EndpointConnectionError(endpoint_url=url)),
+        failure_kind(ReadTimeoutError(endpoint_url=url)),
+    }
+    assert len(kinds) == 1
+    other = ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "gone"}}, "DescribeStream")
+    assert failure_kind(other) not in kinds, "another failure is said when it comes"
